@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs what building and testing pvabi needs on Debian 12, with apt-get.
+# Installs nothing when everything is already there; uses sudo when not root.
+set -eu
+pkgs="meson ninja-build gcc g++ pkg-config libcmocka-dev libxen-dev clang-format valgrind git"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "install-deps: installing$missing"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086 # one word per package
+$sudo apt-get install -y -qq --no-install-recommends $missing
