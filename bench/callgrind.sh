@@ -6,9 +6,11 @@
 # Instructions per request of pvabi's rings and of Xen's RING_* macros, from
 # one single-threaded run of `RING_BENCH --single=REQUESTS` under callgrind.
 # Instruction counts do not depend on the machine's load, so unlike the
-# threaded modes this ratio is reproducible.  The inclusive cost of
-# single_pvabi() and single_macros() is each implementation's whole loop:
-# frontend fill + publish, backend copy + answer + publish, frontend copy-out.
+# threaded modes these figures are reproducible.  The inclusive cost of
+# single_pvabi() and single_macros() is each implementation's whole loop
+# (frontend fill + publish, backend copy + check + answer + publish,
+# frontend copy-out + check); single_floor() does the same work on plain
+# memory with no ring, and subtracting it leaves what each ring itself costs.
 # Exit 77 (skip) when valgrind is missing.
 set -eu
 
@@ -31,20 +33,24 @@ if ! valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" \
 fi
 callgrind_annotate --inclusive=yes "$dir/callgrind.out" >"$dir/annotate"
 
-# Lines look like "12,345,678 (45.67%)  /path/ring_bench.c:single_pvabi [/path/ring_bench]".
+# Lines look like "12,345,678 (45.67%)  /path/ring_bench.c:single_pvabi [/path/ring_bench]"
+# (file "???" without debug info).
 inclusive() {
     awk -v fn="$1" '$0 ~ ":" fn " " { gsub(",", "", $1); print $1; exit }' "$dir/annotate"
 }
 pv=$(inclusive single_pvabi)
 mac=$(inclusive single_macros)
-if [ -z "$pv" ] || [ -z "$mac" ]; then
+floor=$(inclusive single_floor)
+if [ -z "$pv" ] || [ -z "$mac" ] || [ -z "$floor" ]; then
     cat "$dir/annotate" >&2
-    echo "callgrind.sh: single_pvabi/single_macros not in the profile (inlined? stripped?)" >&2
+    echo "callgrind.sh: single_pvabi/single_macros/single_floor not in the profile" >&2
     exit 1
 fi
 
-grep -h "single-thread" "$dir/log"
-awk -v pv="$pv" -v mac="$mac" -v n="$n" 'BEGIN {
-    printf "callgrind instructions/request: pvabi %.1f  macros %.1f  ratio macros/pvabi %.2f\n",
-           pv / n, mac / n, mac / pv
+grep -h "single-thread" "$dir/log" | sed 's/;.*//'
+awk -v pv="$pv" -v mac="$mac" -v floor="$floor" -v n="$n" 'BEGIN {
+    printf "callgrind instructions/request: pvabi %.1f  macros %.1f  ratio pvabi/macros %.2f\n",
+           pv / n, mac / n, pv / mac
+    printf "  of which the ring itself (minus %.1f for the same work without a ring):" \
+           " pvabi %.1f  macros %.1f\n", floor / n, (pv - floor) / n, (mac - floor) / n
 }'

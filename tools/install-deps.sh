@@ -2,7 +2,7 @@
 # Installs what building and testing pvabi needs on Debian 12, with apt-get.
 # Installs nothing when everything is already there; uses sudo when not root.
 set -eu
-pkgs="meson ninja-build gcc g++ pkg-config libcmocka-dev libxen-dev clang-format valgrind git"
+pkgs="meson ninja-build gcc g++ clang pkg-config libcmocka-dev libxen-dev clang-format valgrind git"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -80,16 +80,20 @@ PVABI__FLEX_STATIC_ASSERT(sizeof(struct pvabi_flex_intf) == 132, "data_intf layo
  * pvabi_flexring_open() - make a handle for one end of a flex ring.
  * @out: receives the handle.
  * @data: the ring's byte buffer (shared memory).
- * @size: its size in bytes: a power of two, 1 .. 2^31.
+ * @size: its size in bytes: a power of two, 1 .. 2^31 (2^30 on 32-bit hosts,
+ *        so that every count fits in ssize_t).
  * @prod: the shared producer index.
  * @cons: the shared consumer index.
  * @role: PVABI_FLEXRING_WRITER or PVABI_FLEXRING_READER.
  *
  * The indices are not reset: the handle continues from their current values,
  * so opening an existing ring (a console already in use) keeps its contents.
+ * Reads our own index from shared memory this once; later calls use a private
+ * copy, so a peer scribbling on it cannot move where we read or write.
  * Returns 0; -EINVAL for a NULL pointer, a size that is not a power of two or
  * an unknown role; -ENOMEM; -EPROTO if the indices are already inconsistent
- * (the handle is still returned, broken).  Does not block.
+ * (the handle is still returned in *@out, broken; close it).  On -EINVAL and
+ * -ENOMEM *@out is untouched.  Does not block.
  */
 int pvabi_flexring_open(pvabi_flexring **out, void *data, size_t size, uint32_t *prod,
                         uint32_t *cons, int role);
@@ -99,25 +103,26 @@ void pvabi_flexring_close(pvabi_flexring *ring);
 
 /**
  * pvabi_flexring_write() - copy up to @len bytes in and publish them.
- * Returns the bytes written (0 when full), -EINVAL (wrong role, NULL buffer
- * with @len > 0), -EPROTO (broken).  Partial writes are normal: the caller
- * retries the rest.  Does not block.
+ * Returns the bytes written (0 when full), -EINVAL (NULL @ring, wrong role,
+ * NULL @buf with @len > 0), -EPROTO (broken).  Partial writes are normal: the
+ * caller retries the rest.  Does not block.
  */
 ssize_t pvabi_flexring_write(pvabi_flexring *ring, const void *buf, size_t len);
 
 /**
  * pvabi_flexring_read() - copy up to @len bytes out and release their space.
- * Returns the bytes read (0 when empty), -EINVAL, -EPROTO.  Does not block.
+ * Returns the bytes read (0 when empty), -EINVAL (NULL @ring, wrong role,
+ * NULL @buf with @len > 0), -EPROTO (broken).  Does not block.
  */
 ssize_t pvabi_flexring_read(pvabi_flexring *ring, void *buf, size_t len);
 
-/** pvabi_flexring_used() - bytes waiting to be read, or -EPROTO. */
+/** pvabi_flexring_used() - bytes waiting to be read (either role), -EINVAL for NULL, -EPROTO. */
 ssize_t pvabi_flexring_used(pvabi_flexring *ring);
 
-/** pvabi_flexring_space() - free bytes a writer may write now, or -EPROTO. */
+/** pvabi_flexring_space() - free bytes a writer may write now (either role), -EINVAL, -EPROTO. */
 ssize_t pvabi_flexring_space(pvabi_flexring *ring);
 
-/** pvabi_flexring_broken() - 0, or -EPROTO once the peer broke the protocol. */
+/** pvabi_flexring_broken() - 0, -EPROTO once the peer broke the protocol, -EINVAL for NULL. */
 int pvabi_flexring_broken(const pvabi_flexring *ring);
 
 #ifdef __cplusplus

@@ -52,6 +52,10 @@
 #define PVABI__STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 #endif
 
+/* Generated functions live in the driver's .c file, where clang warns about
+ * the ones a driver does not call. */
+#define PVABI__GENERATED static inline __attribute__((unused))
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -176,7 +180,7 @@ static inline int pvabi__ring_init(struct pvabi_ring_end *e, void *shared, unsig
 {
     struct pvabi_ring_header *h = (struct pvabi_ring_header *)shared;
 
-    if (!shared || ((uintptr_t)shared % PVABI_RING_ALIGN) != 0 ||
+    if (!e || !shared || ((uintptr_t)shared % PVABI_RING_ALIGN) != 0 ||
         pvabi_ring_nr_ents(page_order, slots_offset, slot_size) == 0)
         return pvabi__ring_attach(e, NULL, 0, 0, 0, 0); /* leaves e failing */
     memset(h, 0, sizeof(*h));
@@ -224,9 +228,12 @@ static inline int pvabi__ring_room(const struct pvabi_ring_end *e)
     return (int)(e->nr_ents - (e->prod_pvt - e->cons));
 }
 
-static inline void *pvabi__ring_next_slot(struct pvabi_ring_end *e, size_t slot_size)
+/* @is_back is a constant at every call site, so the role costs no branch. */
+static inline void *pvabi__ring_next_slot(struct pvabi_ring_end *e, size_t slot_size, int is_back)
 {
-    if (pvabi__ring_room(e) <= 0)
+    uint32_t room = is_back ? e->cons - e->prod_pvt : e->nr_ents - (e->prod_pvt - e->cons);
+
+    if (room == 0 || e->broken)
         return NULL;
     void *slot = e->slots + (size_t)(e->prod_pvt & (e->nr_ents - 1)) * slot_size;
     e->prod_pvt++;
@@ -254,6 +261,15 @@ static inline int pvabi__ring_publish(struct pvabi_ring_end *e)
     return (pvabi_ring_idx)(now - ev) < (pvabi_ring_idx)(now - old);
 }
 
+/* Copies @n consecutive slots' first @size bytes; returns the end of @dst. */
+static inline unsigned char *pvabi__ring_copy_run(unsigned char *dst, const unsigned char *src,
+                                                  uint32_t n, size_t size, size_t slot_size)
+{
+    for (uint32_t i = 0; i < n; i++, dst += size, src += slot_size)
+        memcpy(dst, src, size);
+    return dst;
+}
+
 /* Copies up to @max entries of @size bytes out, once each.  Count or -EPROTO. */
 static inline int pvabi__ring_copy(struct pvabi_ring_end *e, void *out, unsigned max, size_t size,
                                    size_t slot_size)
@@ -266,11 +282,13 @@ static inline int pvabi__ring_copy(struct pvabi_ring_end *e, void *out, unsigned
         return n;
     uint32_t avail = e->seen - e->cons;
     uint32_t todo = avail < max ? avail : max;
+    uint32_t first = e->cons & (e->nr_ents - 1);
+    uint32_t before_wrap = e->nr_ents - first < todo ? e->nr_ents - first : todo;
     unsigned char *dst = (unsigned char *)out;
-    for (uint32_t i = 0; i < todo; i++, dst += size) {
-        size_t at = (size_t)((e->cons + i) & (e->nr_ents - 1)) * slot_size;
-        memcpy(dst, e->slots + at, size);
-    }
+    /* At most two contiguous runs, before and after the end of the array. */
+    dst = pvabi__ring_copy_run(dst, e->slots + (size_t)first * slot_size, before_wrap, size,
+                               slot_size);
+    pvabi__ring_copy_run(dst, e->slots, todo - before_wrap, size, slot_size);
     /* Compiler barrier: every later use of the copies reads the copies, never
      * the shared slots again (the XSA-155 double fetch). */
     pvabi_compiler_barrier();
@@ -359,89 +377,89 @@ static inline int pvabi__ring_final_check(struct pvabi_ring_end *e)
     struct name##_back {                                                                           \
         struct pvabi_ring_end end;                                                                 \
     };                                                                                             \
-    static inline uint32_t name##_ring_nr_ents(unsigned order)                                     \
+    PVABI__GENERATED uint32_t name##_ring_nr_ents(unsigned order)                                  \
     {                                                                                              \
         return pvabi_ring_nr_ents(order, offsetof(struct name##_shared, ring),                     \
                                   sizeof(union name##_slot));                                      \
     }                                                                                              \
-    static inline int name##_front_init(struct name##_front *f, void *shared, unsigned order)      \
+    PVABI__GENERATED int name##_front_init(struct name##_front *f, void *shared, unsigned order)   \
     {                                                                                              \
         return pvabi__ring_init(f ? &f->end : NULL, shared, order,                                 \
                                 offsetof(struct name##_shared, ring), sizeof(union name##_slot));  \
     }                                                                                              \
-    static inline int name##_front_attach(struct name##_front *f, void *shared, unsigned order)    \
+    PVABI__GENERATED int name##_front_attach(struct name##_front *f, void *shared, unsigned order) \
     {                                                                                              \
         return pvabi__ring_attach(f ? &f->end : NULL, shared, order,                               \
                                   offsetof(struct name##_shared, ring), sizeof(union name##_slot), \
                                   0);                                                              \
     }                                                                                              \
-    static inline int name##_back_attach(struct name##_back *b, void *shared, unsigned order)      \
+    PVABI__GENERATED int name##_back_attach(struct name##_back *b, void *shared, unsigned order)   \
     {                                                                                              \
         return pvabi__ring_attach(b ? &b->end : NULL, shared, order,                               \
                                   offsetof(struct name##_shared, ring), sizeof(union name##_slot), \
                                   1);                                                              \
     }                                                                                              \
-    static inline int name##_front_free(const struct name##_front *f)                              \
+    PVABI__GENERATED int name##_front_free(const struct name##_front *f)                           \
     {                                                                                              \
         return pvabi__ring_room(&f->end);                                                          \
     }                                                                                              \
-    static inline int name##_back_owed(const struct name##_back *b)                                \
+    PVABI__GENERATED int name##_back_owed(const struct name##_back *b)                             \
     {                                                                                              \
         return pvabi__ring_room(&b->end);                                                          \
     }                                                                                              \
-    static inline req_t *name##_front_next_req(struct name##_front *f)                             \
+    PVABI__GENERATED req_t *name##_front_next_req(struct name##_front *f)                          \
     {                                                                                              \
-        return (req_t *)pvabi__ring_next_slot(&f->end, sizeof(union name##_slot));                 \
+        return (req_t *)pvabi__ring_next_slot(&f->end, sizeof(union name##_slot), 0);              \
     }                                                                                              \
-    static inline rsp_t *name##_back_next_rsp(struct name##_back *b)                               \
+    PVABI__GENERATED rsp_t *name##_back_next_rsp(struct name##_back *b)                            \
     {                                                                                              \
-        return (rsp_t *)pvabi__ring_next_slot(&b->end, sizeof(union name##_slot));                 \
+        return (rsp_t *)pvabi__ring_next_slot(&b->end, sizeof(union name##_slot), 1);              \
     }                                                                                              \
-    static inline int name##_front_publish(struct name##_front *f)                                 \
+    PVABI__GENERATED int name##_front_publish(struct name##_front *f)                              \
     {                                                                                              \
         return pvabi__ring_publish(&f->end);                                                       \
     }                                                                                              \
-    static inline int name##_back_publish(struct name##_back *b)                                   \
+    PVABI__GENERATED int name##_back_publish(struct name##_back *b)                                \
     {                                                                                              \
         return pvabi__ring_publish(&b->end);                                                       \
     }                                                                                              \
-    static inline int name##_front_unconsumed(struct name##_front *f)                              \
+    PVABI__GENERATED int name##_front_unconsumed(struct name##_front *f)                           \
     {                                                                                              \
         return pvabi__ring_unconsumed(&f->end);                                                    \
     }                                                                                              \
-    static inline int name##_back_unconsumed(struct name##_back *b)                                \
+    PVABI__GENERATED int name##_back_unconsumed(struct name##_back *b)                             \
     {                                                                                              \
         return pvabi__ring_unconsumed(&b->end);                                                    \
     }                                                                                              \
-    static inline int name##_front_copy_rsps(struct name##_front *f, rsp_t *out, unsigned max)     \
+    PVABI__GENERATED int name##_front_copy_rsps(struct name##_front *f, rsp_t *out, unsigned max)  \
     {                                                                                              \
         return pvabi__ring_copy(&f->end, out, max, sizeof(rsp_t), sizeof(union name##_slot));      \
     }                                                                                              \
-    static inline int name##_back_copy_reqs(struct name##_back *b, req_t *out, unsigned max)       \
+    PVABI__GENERATED int name##_back_copy_reqs(struct name##_back *b, req_t *out, unsigned max)    \
     {                                                                                              \
         return pvabi__ring_copy(&b->end, out, max, sizeof(req_t), sizeof(union name##_slot));      \
     }                                                                                              \
-    static inline int name##_front_copy_rsp(struct name##_front *f, rsp_t *out)                    \
+    PVABI__GENERATED int name##_front_copy_rsp(struct name##_front *f, rsp_t *out)                 \
     {                                                                                              \
         return name##_front_copy_rsps(f, out, 1);                                                  \
     }                                                                                              \
-    static inline int name##_back_copy_req(struct name##_back *b, req_t *out)                      \
+    PVABI__GENERATED int name##_back_copy_req(struct name##_back *b, req_t *out)                   \
     {                                                                                              \
         return name##_back_copy_reqs(b, out, 1);                                                   \
     }                                                                                              \
-    static inline int name##_front_final_check(struct name##_front *f)                             \
+    PVABI__GENERATED int name##_front_final_check(struct name##_front *f)                          \
     {                                                                                              \
         return pvabi__ring_final_check(&f->end);                                                   \
     }                                                                                              \
-    static inline int name##_back_final_check(struct name##_back *b)                               \
+    PVABI__GENERATED int name##_back_final_check(struct name##_back *b)                            \
     {                                                                                              \
         return pvabi__ring_final_check(&b->end);                                                   \
     }                                                                                              \
-    static inline int name##_front_broken(const struct name##_front *f)                            \
+    PVABI__GENERATED int name##_front_broken(const struct name##_front *f)                         \
     {                                                                                              \
         return f->end.broken;                                                                      \
     }                                                                                              \
-    static inline int name##_back_broken(const struct name##_back *b)                              \
+    PVABI__GENERATED int name##_back_broken(const struct name##_back *b)                           \
     {                                                                                              \
         return b->end.broken;                                                                      \
     }                                                                                              \

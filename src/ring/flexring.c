@@ -12,14 +12,18 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <pvabi/barrier.h>
 #include <pvabi/flexring.h>
 
-/* Largest ring: with u32 indices, "full" (size) must stay distinct from "empty" (0). */
-#define FLEXRING_MAX_SIZE ((size_t)1 << 31)
+/*
+ * Largest ring: with u32 indices, "full" (size) must stay distinct from
+ * "empty" (0); on 32-bit hosts a count must also fit in ssize_t.
+ */
+#define FLEXRING_MAX_SIZE (SIZE_MAX > UINT32_MAX ? (size_t)1 << 31 : (size_t)1 << 30)
 
 struct pvabi_flexring {
     unsigned char *data; /* shared byte buffer */
@@ -91,8 +95,8 @@ static int flexring_sync_peer(pvabi_flexring *ring)
     return 0;
 }
 
-PVABI_EXPORT int pvabi_flexring_open(pvabi_flexring **out, void *data, size_t size,
-                                     uint32_t *prod, uint32_t *cons, int role)
+PVABI_EXPORT int pvabi_flexring_open(pvabi_flexring **out, void *data, size_t size, uint32_t *prod,
+                                     uint32_t *cons, int role)
 {
     pvabi_flexring *ring;
     uint32_t *own;
@@ -104,8 +108,9 @@ PVABI_EXPORT int pvabi_flexring_open(pvabi_flexring **out, void *data, size_t si
     ring = calloc(1, sizeof(*ring));
     if (!ring)
         return -ENOMEM;
-    *ring = (pvabi_flexring){.data = data, .size = (uint32_t)size, .prod = prod, .cons = cons,
-                             .role = role};
+    *ring = (pvabi_flexring){
+        .data = data, .size = (uint32_t)size, .prod = prod, .cons = cons, .role = role
+    };
     /* The only read of our own index: from here on we trust our private copy. */
     own = role == PVABI_FLEXRING_WRITER ? prod : cons;
     ring->mine = pvabi_load_relaxed_u32(own);

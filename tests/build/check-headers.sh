@@ -24,4 +24,17 @@ for h in "$@"; do
     done
     [ $fail -eq 0 ] && echo "ok: $name (C11, C++11, C++17)"
 done
+# The generated ring functions must not warn where a driver expands the macro
+# (a .c file) and calls only some of them, with gcc and with clang.
+printf '#include <pvabi/ring.h>\nstruct q { int a; };\nstruct r { int b; };\nPVABI_RING_DEFINE(t, struct q, struct r);\n' > "$tmp/m.c"
+for c in "$CC" clang; do
+    command -v "${c%% *}" >/dev/null 2>&1 || continue
+    if ! $c -std=c11 -Wall -Wextra -Werror -I"$incdir" -c "$tmp/m.c" -o "$tmp/m.o"; then
+        echo "FAIL: PVABI_RING_DEFINE warns with $c"; fail=1
+    fi
+    if ! $c -x c++ -std=c++17 -Wall -Wextra -Werror -I"$incdir" -c "$tmp/m.c" -o "$tmp/m.o"; then
+        echo "FAIL: PVABI_RING_DEFINE warns with $c as C++"; fail=1
+    fi
+done
+[ $fail -eq 0 ] && echo "ok: PVABI_RING_DEFINE expands cleanly"
 exit $fail

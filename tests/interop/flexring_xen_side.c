@@ -11,7 +11,7 @@
 
 /* The daemon side is a tools program: it gets the current interface. */
 #define __XEN_TOOLS__
-#define xen_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define xen_mb()  __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #define xen_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 #define xen_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
 #define XEN_WANT_FLEX_CONSOLE_RING
@@ -49,8 +49,8 @@ size_t xen_side_read_out(struct xencons_interface *intf, void *buf, size_t len)
     if (n == 0)
         return 0;
     mcons = xencons_mask(cons, size);
-    xencons_read_packet(buf, (const unsigned char *)intf->out, n, xencons_mask(prod, size),
-                        &mcons, size);
+    xencons_read_packet(buf, (const unsigned char *)intf->out, n, xencons_mask(prod, size), &mcons,
+                        size);
     /* Data reads before out_cons; pairs with the guest's acquire of out_cons. */
     xen_mb();
     tsan_release(&intf->out_cons);
@@ -74,8 +74,7 @@ size_t xen_side_write_in(struct xencons_interface *intf, const void *buf, size_t
     if (n == 0)
         return 0;
     mprod = xencons_mask(prod, size);
-    xencons_write_packet((unsigned char *)intf->in, buf, n, &mprod, xencons_mask(cons, size),
-                         size);
+    xencons_write_packet((unsigned char *)intf->in, buf, n, &mprod, xencons_mask(cons, size), size);
     /* Data writes before in_prod; pairs with the guest's acquire of in_prod. */
     xen_wmb();
     tsan_release(&intf->in_prod);

@@ -38,16 +38,16 @@ DEFINE_XEN_FLEX_RING_AND_INTF(pvtest);
 
 #include "flexring_xen_side.h"
 
-#define STREAM_BYTES ((uint64_t)64 << 20)
-#define CHUNK_MAX 5000 /* larger than either console ring: partial transfers happen */
+#define STREAM_BYTES        ((uint64_t)64 << 20)
+#define CHUNK_MAX           5000 /* larger than either console ring: partial transfers happen */
 #define NO_PROGRESS_LIMIT_S 30
 
 /* -- layouts -------------------------------------------------------------- */
 
 #define ASSERT_SAME_FIELD(ours, theirs, field)                                                     \
     do {                                                                                           \
-        assert_int_equal(offsetof(ours, field), offsetof(theirs, field));                         \
-        assert_int_equal(sizeof(((ours *)0)->field), sizeof(((theirs *)0)->field));               \
+        assert_int_equal(offsetof(ours, field), offsetof(theirs, field));                          \
+        assert_int_equal(sizeof(((ours *)0)->field), sizeof(((theirs *)0)->field));                \
     } while (0)
 
 static void test_flexring_xen_console_layout(void **state)
@@ -73,8 +73,7 @@ static void test_flexring_xen_data_intf_layout(void **state)
     ASSERT_SAME_FIELD(struct pvabi_flex_intf, struct pvtest_data_intf, out_prod);
     ASSERT_SAME_FIELD(struct pvabi_flex_intf, struct pvtest_data_intf, pad2);
     ASSERT_SAME_FIELD(struct pvabi_flex_intf, struct pvtest_data_intf, ring_order);
-    assert_int_equal(offsetof(struct pvabi_flex_intf, ref),
-                     offsetof(struct pvtest_data_intf, ref));
+    assert_int_equal(offsetof(struct pvabi_flex_intf, ref), offsetof(struct pvtest_data_intf, ref));
     assert_int_equal(sizeof(((struct pvabi_flex_intf *)0)->ref[0]), sizeof(grant_ref_t));
 }
 
@@ -96,7 +95,7 @@ struct gen {
 
 static struct gen gen_seed(uint64_t seed)
 {
-    return (struct gen){.state = seed};
+    return (struct gen){ .state = seed };
 }
 
 static uint64_t gen_u64(struct gen *g)
@@ -142,8 +141,8 @@ struct pump {
 
 static void *pump_fail(struct pump *p, const char *what, long long detail)
 {
-    snprintf(p->error, sizeof(p->error), "%s (%lld) after %" PRIu64 " of %" PRIu64 " bytes",
-             what, detail, p->done, p->total);
+    snprintf(p->error, sizeof(p->error), "%s (%lld) after %" PRIu64 " of %" PRIu64 " bytes", what,
+             detail, p->done, p->total);
     atomic_store(p->stop, true);
     return NULL;
 }
@@ -243,9 +242,9 @@ static ssize_t step_xen_write_in(void *ctx, unsigned char *buf, size_t len)
 
 /* Indices start this far below 2^32, so both streams wrap them. */
 #define OUT_START (UINT32_MAX - 1000u)
-#define IN_START (UINT32_MAX - 77u)
-#define OUT_SEED 0x6f7574u /* "out" */
-#define IN_SEED 0x696eu    /* "in" */
+#define IN_START  (UINT32_MAX - 77u)
+#define OUT_SEED  0x6f7574u /* "out" */
+#define IN_SEED   0x696eu   /* "in" */
 
 struct console {
     struct xencons_interface *intf;
@@ -281,8 +280,11 @@ static void console_close(struct console *c)
 /* The two ends of the guest-to-daemon stream on the `out` ring. */
 static void console_out_pumps(struct console *c, struct pump pumps[2])
 {
-    pumps[0] = (struct pump){.step = step_pvabi_write, .ctx = c->out_w, .seed = OUT_SEED,
-                             .total = STREAM_BYTES, .stop = &c->stop};
+    pumps[0] = (struct pump){ .step = step_pvabi_write,
+                              .ctx = c->out_w,
+                              .seed = OUT_SEED,
+                              .total = STREAM_BYTES,
+                              .stop = &c->stop };
     pumps[1] = pumps[0];
     pumps[1].step = step_xen_read_out;
     pumps[1].ctx = c->intf;
@@ -291,8 +293,11 @@ static void console_out_pumps(struct console *c, struct pump pumps[2])
 /* The two ends of the daemon-to-guest stream on the `in` ring. */
 static void console_in_pumps(struct console *c, struct pump pumps[2])
 {
-    pumps[0] = (struct pump){.step = step_xen_write_in, .ctx = c->intf, .seed = IN_SEED,
-                             .total = STREAM_BYTES, .stop = &c->stop};
+    pumps[0] = (struct pump){ .step = step_xen_write_in,
+                              .ctx = c->intf,
+                              .seed = IN_SEED,
+                              .total = STREAM_BYTES,
+                              .stop = &c->stop };
     pumps[1] = pumps[0];
     pumps[1].step = step_pvabi_read;
     pumps[1].ctx = c->in_r;
@@ -304,9 +309,8 @@ static void run_pumps(struct pump *pumps, size_t n)
     pthread_t threads[4];
 
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(pthread_create(&threads[i], NULL, i % 2 ? pump_read : pump_write,
-                                        &pumps[i]),
-                         0);
+        assert_int_equal(
+            pthread_create(&threads[i], NULL, i % 2 ? pump_read : pump_write, &pumps[i]), 0);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(pthread_join(threads[i], NULL), 0);
     for (size_t i = 0; i < n; i++)

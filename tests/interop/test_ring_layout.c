@@ -25,12 +25,24 @@
 #include <pvabi/ring.h>
 
 /* Custom shapes: odd sizes, 8-byte alignment, and one slot bigger than a page. */
-struct s1 { uint8_t b[1]; };
-struct s3 { uint8_t b[3]; };
-struct s24 { uint64_t a, b, c; };
-struct s200 { uint8_t b[200]; };
-struct s3000 { uint32_t w[750]; };
-struct s5000 { uint8_t b[5000]; };
+struct s1 {
+    uint8_t b[1];
+};
+struct s3 {
+    uint8_t b[3];
+};
+struct s24 {
+    uint64_t a, b, c;
+};
+struct s200 {
+    uint8_t b[200];
+};
+struct s3000 {
+    uint32_t w[750];
+};
+struct s5000 {
+    uint8_t b[5000];
+};
 
 DEFINE_RING_TYPES(x1, struct s1, struct s1);
 DEFINE_RING_TYPES(x3, struct s3, struct s1);
@@ -39,9 +51,6 @@ DEFINE_RING_TYPES(x200, struct s200, struct s24);
 DEFINE_RING_TYPES(x3000, struct s3000, struct s200);
 DEFINE_RING_TYPES(x5000, struct s5000, struct s1);
 
-/* Clang flags generated functions a test does not call; see the report on ring.h. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
 PVABI_RING_DEFINE(pblk, blkif_request_t, blkif_response_t);
 PVABI_RING_DEFINE(ptx, struct netif_tx_request, struct netif_tx_response);
 PVABI_RING_DEFINE(prx, struct netif_rx_request, struct netif_rx_response);
@@ -52,7 +61,6 @@ PVABI_RING_DEFINE(p24, struct s24, struct s3);
 PVABI_RING_DEFINE(p200, struct s200, struct s24);
 PVABI_RING_DEFINE(p3000, struct s3000, struct s200);
 PVABI_RING_DEFINE(p5000, struct s5000, struct s1);
-#pragma GCC diagnostic pop
 
 #define NR_ORDERS (PVABI_RING_MAX_ORDER + 1)
 
@@ -71,8 +79,10 @@ struct shape {
 };
 
 #define OFFSETS(type, ring)                                                                        \
-    { offsetof(type, req_prod), offsetof(type, req_event), offsetof(type, rsp_prod),             \
-      offsetof(type, rsp_event), offsetof(type, pvt), offsetof(type, ring) }
+    {                                                                                              \
+        offsetof(type, req_prod), offsetof(type, req_event), offsetof(type, rsp_prod),             \
+            offsetof(type, rsp_event), offsetof(type, pvt), offsetof(type, ring)                   \
+    }
 
 /* The glue for one shape: its functions through untyped pointers, and its row. */
 #define SHAPE(x, p)                                                                                \
@@ -137,8 +147,8 @@ static void check_struct_layout(const struct shape *s)
 
     for (int i = 0; i < 6; i++) {
         if (s->x_off[i] != s->p_off[i])
-            fail_msg("%s: offsetof(%s) is %zu in Xen, %zu in pvabi", s->name, field[i],
-                     s->x_off[i], s->p_off[i]);
+            fail_msg("%s: offsetof(%s) is %zu in Xen, %zu in pvabi", s->name, field[i], s->x_off[i],
+                     s->p_off[i]);
     }
     assert_int_equal(s->x_slot, s->p_slot);
     /* Xen declares ring[1], pvabi a flexible array: one slot apart, plus the
@@ -186,8 +196,8 @@ static void check_order(const struct shape *s, unsigned order)
             size_t at = 0;
             while (x[at] == p[at])
                 at++;
-            fail_msg("%s order %u: byte %zu is %#x after Xen's init, %#x after pvabi's",
-                     s->name, order, at, x[at], p[at]);
+            fail_msg("%s order %u: byte %zu is %#x after Xen's init, %#x after pvabi's", s->name,
+                     order, at, x[at], p[at]);
         }
         /* Only the 64-byte header was written; the slots are left alone. */
         assert_true(all_bytes(p + PVABI_RING_HEADER_SIZE, bytes - PVABI_RING_HEADER_SIZE, 0xA5));
@@ -284,7 +294,7 @@ static void xen_init_pvabi_attach(unsigned order, uint32_t start)
         assert_null(peer_req_mismatch(&req[i], i));
         peer_fill_rsp(pblk_back_next_rsp(&pb), &req[i]);
     }
-    assert_null(pblk_back_next_rsp(&pb)); /* nothing more is owed */
+    assert_null(pblk_back_next_rsp(&pb));        /* nothing more is owed */
     assert_int_equal(pblk_back_publish(&pb), 1); /* rsp_event was start + 1 */
 
     assert_int_equal(RING_HAS_UNCONSUMED_RESPONSES(&xf), k);
@@ -380,8 +390,10 @@ static void test_ring_layout_pvabi_init_xen_attach(void **state)
 }
 
 #define LAYOUT_TEST(p)                                                                             \
-    { "test_ring_layout_matches_xen_" #p, test_ring_layout_matches_xen, NULL, NULL,              \
-      (void *)&shape_##p }
+    {                                                                                              \
+        "test_ring_layout_matches_xen_" #p, test_ring_layout_matches_xen, NULL, NULL,              \
+            (void *)&shape_##p                                                                     \
+    }
 
 int main(void)
 {

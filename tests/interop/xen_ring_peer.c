@@ -10,18 +10,28 @@
  * the macros publish indices with plain accesses ordered by fences, which
  * TSan cannot see.  PEER_TSAN_RELEASE/ACQUIRE state the happens-before those
  * fences give, on the index's address, which pvabi's atomic accesses to the
- * same index synchronise with.
+ * same index synchronise with; PEER_TSAN_READ/WRITE report the slot accesses
+ * themselves, so that TSan checks pvabi's side of that ordering.
  */
 #include "xen_ring_peer.h"
 
 #ifdef PVABI_TEST_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
+void __tsan_read_range(void *addr, unsigned long size);
+void __tsan_write_range(void *addr, unsigned long size);
 #define PEER_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
 #define PEER_TSAN_RELEASE(p) __tsan_release((void *)(p))
+/* The slot accesses, reported by hand: with them TSan checks that pvabi's
+ * slot accesses are ordered against ours by its acquire/release on the
+ * indices alone (a relaxed publish in pvabi shows up as a race here). */
+#define PEER_TSAN_READ(p, n)  __tsan_read_range((void *)(p), (n))
+#define PEER_TSAN_WRITE(p, n) __tsan_write_range((void *)(p), (n))
 #else
-#define PEER_TSAN_ACQUIRE(p) ((void)(p))
-#define PEER_TSAN_RELEASE(p) ((void)(p))
+#define PEER_TSAN_ACQUIRE(p)  ((void)(p))
+#define PEER_TSAN_RELEASE(p)  ((void)(p))
+#define PEER_TSAN_READ(p, n)  ((void)(p), (void)(n))
+#define PEER_TSAN_WRITE(p, n) ((void)(p), (void)(n))
 #endif
 
 /* blkback's make_response(): one response, pushed at once, notify if asked. */
@@ -31,6 +41,7 @@ static int back_respond(struct peer_run *r, blkif_back_ring_t *ring, const blkif
     int notify;
 
     peer_fill_rsp(rsp, req);
+    PEER_TSAN_WRITE(rsp, sizeof(*rsp));
     ring->rsp_prod_pvt++;
     /* The response slot is written before rsp_prod (the macro's wmb). */
     PEER_TSAN_RELEASE(&ring->sring->rsp_prod);
@@ -48,8 +59,8 @@ static int back_serve(struct peer_run *r, blkif_back_ring_t *ring, uint64_t *nex
     xen_rmb(); /* Ensure we see queued requests up to 'rp'. */
     PEER_TSAN_ACQUIRE(&ring->sring->req_prod);
     if (RING_REQUEST_PROD_OVERFLOW(ring, rp))
-        return peer_fail(r, "xen back: frontend provided bogus ring requests (%u - %u = %u)",
-                         rp, ring->rsp_prod_pvt, rp - ring->rsp_prod_pvt);
+        return peer_fail(r, "xen back: frontend provided bogus ring requests (%u - %u = %u)", rp,
+                         ring->rsp_prod_pvt, rp - ring->rsp_prod_pvt);
     while (rc != rp) {
         blkif_request_t req;
         const char *bad;
@@ -57,6 +68,7 @@ static int back_serve(struct peer_run *r, blkif_back_ring_t *ring, uint64_t *nex
         if (RING_REQUEST_CONS_OVERFLOW(ring, rc))
             break;
         RING_COPY_REQUEST(ring, rc, &req);
+        PEER_TSAN_READ(RING_GET_REQUEST(ring, rc), sizeof(req));
         ring->req_cons = ++rc; /* before make_response() */
         if ((bad = peer_req_mismatch(&req, *next)) != NULL)
             return peer_fail(r, "xen back: request %llu (index %u): wrong %s",
@@ -104,6 +116,7 @@ static int front_queue(struct peer_run *r, blkif_front_ring_t *ring, uint64_t *s
         blkif_request_t *req = RING_GET_REQUEST(ring, ring->req_prod_pvt);
 
         peer_fill_req(req, (*sent)++);
+        PEER_TSAN_WRITE(req, sizeof(*req));
         ring->req_prod_pvt++;
         queued++;
     }
@@ -126,14 +139,15 @@ static int front_reap(struct peer_run *r, blkif_front_ring_t *ring, uint64_t *do
     while ((avail = RING_HAS_UNCONSUMED_RESPONSES(ring)) != 0) {
         xen_rmb(); /* Ensure we see queued responses up to rsp_cons + avail. */
         PEER_TSAN_ACQUIRE(&ring->sring->rsp_prod);
-        if (RING_RESPONSE_PROD_OVERFLOW(ring, ring->rsp_cons + avail)
-            || avail > ring->req_prod_pvt - ring->rsp_cons)
+        if (RING_RESPONSE_PROD_OVERFLOW(ring, ring->rsp_cons + avail) ||
+            avail > ring->req_prod_pvt - ring->rsp_cons)
             return peer_fail(r, "xen front: backend provided bogus responses (%u ahead)", avail);
         for (; avail > 0; avail--) {
             blkif_response_t rsp;
             const char *bad;
 
             RING_COPY_RESPONSE(ring, ring->rsp_cons, &rsp);
+            PEER_TSAN_READ(RING_GET_RESPONSE(ring, ring->rsp_cons), sizeof(rsp));
             ring->rsp_cons++;
             if ((bad = peer_rsp_mismatch(&rsp, *done)) != NULL)
                 return peer_fail(r, "xen front: response %llu (index %u): wrong %s",

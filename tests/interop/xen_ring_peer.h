@@ -41,7 +41,7 @@
  * load-load and store-store order, which the acquire and release fences give
  * (they are stronger than needed, never weaker).
  */
-#define xen_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define xen_mb()  __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #define xen_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 #define xen_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
 #include <xen/io/blkif.h>
@@ -122,8 +122,9 @@ static inline const char *peer_req_mismatch(const blkif_request_t *got, uint64_t
     if (got->sector_number != want.sector_number)
         return "sector_number";
     for (unsigned i = 0; i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++) {
-        if (got->seg[i].gref != want.seg[i].gref || got->seg[i].first_sect != want.seg[i].first_sect
-            || got->seg[i].last_sect != want.seg[i].last_sect)
+        if (got->seg[i].gref != want.seg[i].gref ||
+            got->seg[i].first_sect != want.seg[i].first_sect ||
+            got->seg[i].last_sect != want.seg[i].last_sect)
             return "seg[]";
     }
     return NULL;
@@ -236,8 +237,7 @@ static inline int peer_wait(struct peer_run *r, int64_t *idle_since, const char 
 stalled:
     return peer_fail(r, "no progress for %d s waiting for %s after %llu of %llu requests%s",
                      PEER_STALL_SECONDS, what, (unsigned long long)done,
-                     (unsigned long long)r->count,
-                     r->wait_fd >= 0 ? " (lost wake-up?)" : "");
+                     (unsigned long long)r->count, r->wait_fd >= 0 ? " (lost wake-up?)" : "");
 }
 
 #endif /* PVABI_TEST_XEN_RING_PEER_H */

@@ -35,8 +35,7 @@ static void shm_map(struct shm *shm, size_t size, uint32_t start)
     size_t body = (size + 2 * sizeof(uint32_t) + page - 1) / page * page;
 
     shm->map_len = body + page;
-    shm->map = mmap(NULL, shm->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                    -1, 0);
+    shm->map = mmap(NULL, shm->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     assert_true(shm->map != MAP_FAILED);
     assert_int_equal(mprotect((unsigned char *)shm->map + body, page, PROT_NONE), 0);
     shm->size = size;
@@ -98,7 +97,7 @@ static void stream_check(const unsigned char *buf, size_t len, uint64_t from)
 static void test_flexring_roundtrip(void **state)
 {
     struct pair p;
-    char out[6] = {0};
+    char out[6] = { 0 };
 
     (void)state;
     pair_open(&p, 16, 0);
@@ -114,7 +113,7 @@ static void test_flexring_roundtrip(void **state)
 /* Chunks of awkward lengths through a small ring whose indices cross 2^32. */
 static void test_flexring_wraps_across_u32(void **state)
 {
-    static const size_t lens[] = {1, 7, 63, 64, 13, 5, 32, 50};
+    static const size_t lens[] = { 1, 7, 63, 64, 13, 5, 32, 50 };
     unsigned char in[64], out[64];
     uint64_t wpos = 0, rpos = 0;
     struct pair p;
@@ -216,14 +215,13 @@ static void test_flexring_open_continues_from_indices(void **state)
 {
     struct pair p;
     pvabi_flexring *r2;
-    char out[4] = {0};
+    char out[4] = { 0 };
 
     (void)state;
     pair_open(&p, 16, 100);
     assert_int_equal(pvabi_flexring_write(p.w, "xyz", 3), 3);
-    assert_int_equal(pvabi_flexring_open(&r2, p.shm.data, 16, p.shm.prod, p.shm.cons,
-                                         PVABI_FLEXRING_READER),
-                     0);
+    assert_int_equal(
+        pvabi_flexring_open(&r2, p.shm.data, 16, p.shm.prod, p.shm.cons, PVABI_FLEXRING_READER), 0);
     assert_int_equal(pvabi_flexring_used(r2), 3);
     assert_int_equal(pvabi_flexring_read(r2, out, 3), 3);
     assert_string_equal(out, "xyz");
@@ -239,15 +237,13 @@ static void test_flexring_open_inconsistent_is_broken(void **state)
     (void)state;
     shm_map(&shm, 16, 50);
     *shm.prod = 50 + 17;
-    assert_int_equal(pvabi_flexring_open(&r, shm.data, 16, shm.prod, shm.cons,
-                                         PVABI_FLEXRING_READER),
-                     -EPROTO);
+    assert_int_equal(
+        pvabi_flexring_open(&r, shm.data, 16, shm.prod, shm.cons, PVABI_FLEXRING_READER), -EPROTO);
     assert_non_null(r);
     assert_int_equal(pvabi_flexring_broken(r), -EPROTO);
     *shm.prod = 49;
-    assert_int_equal(pvabi_flexring_open(&w, shm.data, 16, shm.prod, shm.cons,
-                                         PVABI_FLEXRING_WRITER),
-                     -EPROTO);
+    assert_int_equal(
+        pvabi_flexring_open(&w, shm.data, 16, shm.prod, shm.cons, PVABI_FLEXRING_WRITER), -EPROTO);
     assert_int_equal(pvabi_flexring_write(w, "a", 1), -EPROTO);
     pvabi_flexring_close(r);
     pvabi_flexring_close(w);
@@ -351,7 +347,7 @@ static void test_flexring_broken_is_sticky(void **state)
 static void test_flexring_ignores_scribbled_own_index(void **state)
 {
     struct pair p;
-    char buf[8] = {0};
+    char buf[8] = { 0 };
 
     (void)state;
     pair_open(&p, 16, 0);
@@ -382,9 +378,8 @@ static void test_flexring_rejects_bad_args(void **state)
     assert_int_equal(pvabi_flexring_open(&h, d, 0, pr, co, PVABI_FLEXRING_READER), -EINVAL);
 #if SIZE_MAX > UINT32_MAX
     /* A full ring of 2^32 bytes would look empty to u32 indices. */
-    assert_int_equal(pvabi_flexring_open(&h, d, (size_t)UINT32_MAX + 1, pr, co,
-                                         PVABI_FLEXRING_READER),
-                     -EINVAL);
+    assert_int_equal(
+        pvabi_flexring_open(&h, d, (size_t)UINT32_MAX + 1, pr, co, PVABI_FLEXRING_READER), -EINVAL);
 #endif
     assert_int_equal(pvabi_flexring_open(NULL, d, 16, pr, co, PVABI_FLEXRING_READER), -EINVAL);
     assert_int_equal(pvabi_flexring_open(&h, NULL, 16, pr, co, PVABI_FLEXRING_READER), -EINVAL);

@@ -122,7 +122,11 @@ static void test_ring_init_rejects_bad_args(void **state)
     struct t_front f;
     unsigned char *mem = guarded_alloc(&g, 2 * PVABI_RING_PAGE_SIZE);
 
+    /* A failed init must not have written the shared page. */
+    memset(mem, 0xA5, 64);
     assert_int_equal(t_front_init(NULL, mem, 0), -EINVAL);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(mem[i], 0xA5);
     assert_int_equal(t_front_init(&f, NULL, 0), -EINVAL);
     assert_int_equal(t_front_init(&f, mem + 8, 0), -EINVAL);
     assert_int_equal(t_front_init(&f, mem, PVABI_RING_MAX_ORDER + 1), -EINVAL);
