@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The embedded hypervisor's wire protocol: between libpvabi (the `local`
+ * platform client) and the pvabi-hv daemon.  Internal: only
+ * src/platform/local/ and tools/pvabi-hv/ include it.
+ *
+ * Transport: one AF_UNIX SOCK_SEQPACKET connection per domain (one process =
+ * one domain).  A message is one packet: a struct hv_hdr, then `len` payload
+ * bytes; file descriptors travel as SCM_RIGHTS on the same packet.  The
+ * client sends requests and waits for the reply with the same `seq`; the
+ * daemon may send notices (seq 0, HV_F_NOTICE) at any time, before or between
+ * replies, which the client applies to its state and keeps waiting.
+ *
+ * Everything is host-endian (both ends are on one host).  The daemon checks
+ * every length, count and fd against what the op allows; anything else gets a
+ * reply with status -EINVAL (or -EPROTO for a malformed header) and its fds
+ * closed; a packet too large or a header it cannot parse closes the connection.
+ */
+#ifndef PVABI_LOCAL_PROTO_H
+#define PVABI_LOCAL_PROTO_H
+
+#include <stdint.h>
+
+#define HV_PROTO_VERSION 1
+#define HV_MAGIC         0x70766876u /* "pvhv" */
+
+/* Largest packet either side sends or accepts, header included. */
+#define HV_MSG_MAX 8192
+/* Most fds on one packet (below the kernel's SCM_MAX_FD of 253). */
+#define HV_FDS_MAX 128
+/* Most refs in one GRANT_SHARE / GRANT_MAP / GRANT_UNMAP / GRANT_REVOKE. */
+#define HV_REFS_MAX 128
+/* Per-domain limits; exceeding one gives -ENOSPC. */
+#define HV_PORTS_MAX  4096 /* ports 1..4095; port 0 is never valid, as in Xen */
+#define HV_GRANTS_MAX 8192 /* refs 8..8191; 0..7 are reserved, as in Xen */
+#define HV_FIRST_GREF 8
+#define HV_PAGE_SIZE  4096
+
+enum hv_op {
+    HV_OP_HELLO = 1,        /* first message: claims a domain */
+    HV_OP_EVTCHN_ALLOC = 2, /* allocate an unbound port for a remote domain */
+    HV_OP_EVTCHN_BIND = 3,  /* bind to a remote domain's unbound port */
+    HV_OP_EVTCHN_CLOSE = 4, /* close a port (either kind) */
+    HV_OP_GRANT_SHARE = 5,  /* grant the pages of a memfd to a domain */
+    HV_OP_GRANT_REVOKE = 6, /* end a share; -EBUSY while mapped */
+    HV_OP_GRANT_MAP = 7,    /* get the memory behind refs of a domain */
+    HV_OP_GRANT_UNMAP = 8,  /* the mapper is done with refs */
+    HV_OP_UNMAP_NOTIFY = 9, /* register/clear an unmap-notify action */
+    HV_OP_PING = 10,        /* no-op round trip (tests, liveness) */
+    /* notices, daemon -> client */
+    HV_NOTICE_PORT_CONNECTED = 100, /* a peer bound to our unbound port */
+    HV_NOTICE_PORT_CLOSED = 101,    /* the peer closed its end, or died */
+};
+
+enum hv_flags {
+    HV_F_REPLY = 1u << 0,
+    HV_F_NOTICE = 1u << 1,
+};
+
+struct hv_hdr {
+    uint32_t magic; /* HV_MAGIC */
+    uint16_t op;    /* enum hv_op; a reply repeats the request's op */
+    uint16_t flags; /* enum hv_flags */
+    uint32_t seq;   /* request number chosen by the client; 0 for notices */
+    int32_t status; /* replies: 0 or a negative errno; requests: 0 */
+    uint32_t len;   /* payload bytes after the header */
+    uint32_t nfds;  /* fds the sender attached (SCM_RIGHTS), for checking */
+};
+
+/* HELLO: want_domid -1 for "any unprivileged domid".  Asking for the
+ * privileged domid (0 unless the daemon was started with another) succeeds
+ * only for a peer uid the daemon allows (SO_PEERCRED) and only while no live
+ * domain holds it; -EPERM / -EADDRINUSE otherwise. */
+struct hv_hello_req {
+    uint32_t version; /* HV_PROTO_VERSION; anything else: -EPROTONOSUPPORT */
+    int32_t want_domid;
+};
+struct hv_hello_rsp {
+    uint32_t version;
+    uint32_t domid;
+    uint32_t privileged; /* 1 if this domain is the privileged one */
+    uint32_t pad;
+};
+
+/* EVTCHN_ALLOC: reply carries 1 fd: the eventfd this domain reads for the
+ * port.  When the remote binds, a PORT_CONNECTED notice brings the eventfd to
+ * write to notify the remote. */
+struct hv_evtchn_alloc_req {
+    uint32_t remote_domid;
+};
+struct hv_evtchn_alloc_rsp {
+    uint32_t port;
+};
+
+/* EVTCHN_BIND: remote_port must be unbound and offered to this domain
+ * (-EPERM if offered to another domain, -EINVAL if not unbound or no such
+ * port/domain).  Reply carries 2 fds: [0] the eventfd this domain reads,
+ * [1] the eventfd to write to notify the remote. */
+struct hv_evtchn_bind_req {
+    uint32_t remote_domid;
+    uint32_t remote_port;
+};
+struct hv_evtchn_bind_rsp {
+    uint32_t port;
+};
+
+/* EVTCHN_CLOSE: the peer (if connected) gets PORT_CLOSED and a wake-up. */
+struct hv_evtchn_close_req {
+    uint32_t port;
+};
+
+/* GRANT_SHARE: 1 fd attached: a memfd of exactly count pages, sealed with
+ * F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL (-EINVAL otherwise), so that no
+ * mapper can truncate it under the sharer.  Reply: count refs, page i of the
+ * memfd is refs[i]. */
+struct hv_grant_share_req {
+    uint32_t domid; /* the domain allowed to map */
+    uint32_t count; /* 1..HV_REFS_MAX */
+    uint32_t readonly;
+    uint32_t pad;
+};
+struct hv_grant_share_rsp {
+    uint32_t count;
+    uint32_t refs[]; /* count entries */
+};
+
+/* GRANT_REVOKE: all-or-nothing: -EBUSY (nothing changed) if any ref is
+ * mapped by its grantee; -EINVAL if any ref is not a live grant of ours. */
+struct hv_grant_refs_req {
+    uint32_t domid; /* REVOKE: ignored; MAP/UNMAP: the granting domain */
+    uint32_t count;
+    uint32_t readonly; /* MAP only: map read-only */
+    uint32_t pad;
+    uint32_t refs[]; /* count entries */
+};
+
+/* GRANT_MAP: all-or-nothing.  Reply always carries count statuses (0 or a
+ * negative errno per ref: -EPERM not granted to us or read-only grant mapped
+ * writable, -ENOENT no such/revoked ref, -ESRCH no such domain); on success
+ * also nfds fds (the distinct memfds, read-only descriptors for read-only
+ * maps) and, per ref, which fd and which page of it. */
+struct hv_grant_map_slot {
+    int32_t status;
+    uint16_t fd_index;
+    uint16_t pad;
+    uint32_t page; /* page offset in that memfd */
+};
+struct hv_grant_map_rsp {
+    uint32_t count;
+    uint32_t nfds;
+    struct hv_grant_map_slot slot[]; /* count entries */
+};
+
+/* UNMAP_NOTIFY: when the mapping of (domid, ref) by this domain ends without
+ * GRANT_UNMAP (the process died), or when the share of ref by this domain
+ * ends because this sharer died, the daemon clears the byte at `offset` of
+ * that page (if offset < HV_PAGE_SIZE) and/or notifies through `port` (if not
+ * 0; a port of this domain).  For a sharer, domid is its own.  Registering
+ * again replaces; offset HV_PAGE_SIZE and port 0 clears. */
+struct hv_unmap_notify_req {
+    uint32_t domid;
+    uint32_t ref;
+    uint32_t offset;
+    uint32_t port;
+};
+
+/* Notices. PORT_CONNECTED carries 1 fd: the eventfd to write to notify the
+ * remote.  PORT_CLOSED: the port's peer is gone; the daemon also wrote the
+ * port's eventfd so a sleeping domain wakes. */
+struct hv_port_notice {
+    uint32_t port;
+    uint32_t remote_domid;
+    uint32_t remote_port;
+    uint32_t pad;
+};
+
+#endif /* PVABI_LOCAL_PROTO_H */

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The platform seam: the one table of operations through which everything
+ * above src/platform/ reaches a hypervisor (model: QEMU's xen_backend_ops).
+ * Two implementations: src/platform/xen/ (Debian's libxen*) and
+ * src/platform/local/ (the pvabi-hv daemon).
+ *
+ * Conventions for every op: return 0 / a count, or a negative errno; never
+ * touch errno; log every failure with pvabi__log() saying what and why.  The
+ * core (src/context.c, src/evtchn/, src/grant/) validates caller arguments
+ * (NULL pointers, counts, flags, port ownership) before calling an op, holds
+ * ctx->lock around every op except evtchn_notify, and owns the public
+ * objects; an op only deals with the hypervisor.
+ */
+#ifndef PVABI_PLATFORM_H
+#define PVABI_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pvabi-config.h"
+#include <pvabi/pvabi.h>
+
+/* One event as the platform saw it, for the core to count and report. */
+struct pvabi__event {
+    pvabi_port port;
+    uint8_t spurious; /* woke without an event; the port was NOT masked */
+    uint8_t closed;   /* the peer closed or died; the port is now CLOSED */
+};
+
+struct pvabi_platform_ops {
+    const char *name; /* "xen" or "local" */
+
+    /* Connects; sets *plat and *domid.  @arg: the text after "local:" (NULL
+     * when absent); always NULL for xen. */
+    int (*open)(pvabi_ctx *ctx, const char *arg, void **plat, pvabi_domid *domid);
+    /* Disconnects and frees everything the platform holds, including the
+     * handles of shares whose revoke returned -EBUSY. */
+    void (*close)(pvabi_ctx *ctx, void *plat);
+    /* The pollable fd of pvabi_fd(). */
+    int (*fd)(void *plat);
+
+    /* ---- event channels -------------------------------------------- */
+    int (*evtchn_alloc)(pvabi_ctx *ctx, void *plat, pvabi_domid remote, pvabi_port *port);
+    int (*evtchn_bind)(pvabi_ctx *ctx, void *plat, pvabi_domid remote, pvabi_port remote_port,
+                       pvabi_port *port);
+    int (*evtchn_unbind)(pvabi_ctx *ctx, void *plat, pvabi_port port);
+    /* Thread-safe against every op but unbind of the same port; no lock held.
+     * -ENOTCONN when unbound or closed. */
+    int (*evtchn_notify)(pvabi_ctx *ctx, void *plat, pvabi_port port);
+    /* Collects up to @max events without blocking; each non-spurious event's
+     * port is masked until evtchn_unmask (Xen's delivery model). */
+    int (*evtchn_pending)(pvabi_ctx *ctx, void *plat, struct pvabi__event *ev, unsigned max);
+    int (*evtchn_unmask)(pvabi_ctx *ctx, void *plat, pvabi_port port);
+    /* A PVABI_EVTCHN_* state, or -EBADF for a port the platform does not know. */
+    int (*evtchn_state)(pvabi_ctx *ctx, void *plat, pvabi_port port);
+
+    /* ---- grants, sharing side ------------------------------------------ */
+    /* Allocates @count zeroed pages at *addr granted to @domid, refs[i] for
+     * page i; *handle is the platform's record of the share. */
+    int (*grant_share)(pvabi_ctx *ctx, void *plat, pvabi_domid domid, unsigned count, int readonly,
+                       pvabi_gref *refs, void **addr, void **handle);
+    /* -EBUSY leaves the share intact; any other result has freed it and
+     * unmapped the pages. */
+    int (*grant_revoke)(pvabi_ctx *ctx, void *plat, void *handle);
+    int (*grant_notify)(pvabi_ctx *ctx, void *plat, void *handle, unsigned page, unsigned offset,
+                        pvabi_port port);
+
+    /* ---- grants, mapping side ------------------------------------------ */
+    /* All or nothing; @status (never NULL here) gets one entry per ref. */
+    int (*grant_map)(pvabi_ctx *ctx, void *plat, pvabi_domid domid, const pvabi_gref *refs,
+                     unsigned count, int readonly, int *status, void **addr, void **handle);
+    /* Always unmaps and frees the handle, whatever it returns. */
+    int (*grant_unmap)(pvabi_ctx *ctx, void *plat, void *handle);
+    int (*map_notify)(pvabi_ctx *ctx, void *plat, void *handle, unsigned page, unsigned offset,
+                      pvabi_port port);
+    /* Fills every segment's status; returns how many failed. */
+    int (*grant_copy)(pvabi_ctx *ctx, void *plat, struct pvabi_grant_copy_seg *segs,
+                      unsigned count);
+};
+
+extern const struct pvabi_platform_ops pvabi__platform_local;
+#if PVABI_HAVE_XEN
+extern const struct pvabi_platform_ops pvabi__platform_xen;
+#endif
+
+#endif /* PVABI_PLATFORM_H */
