@@ -46,6 +46,8 @@ int pvabi_evtchn_alloc(pvabi_ctx *ctx, pvabi_domid remote, pvabi_port *port);
  * @port: receives the new local port, connected to @remote_port.
  * Returns 0; -EPERM (the port is offered to another domain); -EINVAL (no
  * such port, or not unbound); -ESRCH (no such domain); -ENOSPC; -ENOTCONN.
+ * On Xen, -EPERM needs /dev/xen/privcmd and privilege over @remote;
+ * otherwise a port offered elsewhere gives -EINVAL.
  */
 int pvabi_evtchn_bind(pvabi_ctx *ctx, pvabi_domid remote, pvabi_port remote_port, pvabi_port *port);
 
@@ -53,7 +55,8 @@ int pvabi_evtchn_bind(pvabi_ctx *ctx, pvabi_domid remote, pvabi_port remote_port
  * pvabi_evtchn_notify() - send an event to the other end of @port.
  * Returns 0; -ENOTCONN (the peer closed its end or died; the port stays
  * until unbound) or the port is still unbound; -EBADF (not a port of this
- * context).  Never waits for the hypervisor.
+ * context).  Never waits for the hypervisor.  On Xen, a port that is still
+ * unbound or whose peer closed returns 0 (Xen drops the event).
  */
 int pvabi_evtchn_notify(pvabi_ctx *ctx, pvabi_port port);
 
@@ -62,7 +65,9 @@ int pvabi_evtchn_notify(pvabi_ctx *ctx, pvabi_port port);
  * @ports: receives up to @max ports; each is masked once reported.
  * Returns the count (0: none); -ENOTCONN when the hypervisor is gone.
  * Does not block: wait for pvabi_fd() to be readable first.  A port whose
- * peer closed or died is reported too (and is then in state CLOSED).
+ * peer closed or died is reported too (and is then in state CLOSED); on Xen a
+ * peer's close raises no event, and CLOSED is seen by pvabi_evtchn_state()
+ * only with /dev/xen/privcmd.
  */
 int pvabi_evtchn_pending(pvabi_ctx *ctx, pvabi_port *ports, unsigned max);
 

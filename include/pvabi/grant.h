@@ -54,7 +54,8 @@ typedef struct pvabi_grant pvabi_grant;
  * @flags: 0 or PVABI_GRANT_RO.
  * @out: receives the share; NULL on failure.
  * Returns 0; -EINVAL (@count 0 or above PVABI_GRANT_BATCH_MAX, bad flags);
- * -ENOSPC (the grant table is full); -ENOMEM; -ENOTCONN.
+ * -ENOSPC (the grant table is full); -ENOMEM; -ENOTCONN; -ENOTSUP (xen:
+ * /dev/xen/gntalloc unavailable).
  */
 int pvabi_grant_share(pvabi_ctx *ctx, pvabi_domid domid, unsigned count, unsigned flags,
                       pvabi_grant **out);
@@ -74,7 +75,8 @@ pvabi_gref pvabi_grant_ref(const pvabi_grant *g, unsigned page);
  * @offset: 0..4095, or PVABI_PAGE_SIZE for no byte.  @port: 0 for no event.
  * A later call replaces the earlier one for the page.  pvabi_grant_revoke()
  * performs the action too, as Xen's gntalloc does.
- * Returns 0; -EINVAL; -ENOTCONN.
+ * Returns 0; -EINVAL; -ENOTCONN; -ENOTSUP on Xen, where libxengnttab sets a
+ * share's unmap-notify only at share time.
  */
 int pvabi_grant_notify(pvabi_grant *g, unsigned page, unsigned offset, pvabi_port port);
 
@@ -96,11 +98,14 @@ typedef struct pvabi_map pvabi_map;
  * @flags: 0 (read-write) or PVABI_GRANT_RO.
  * @status: NULL, or receives @count statuses: 0, or why that ref failed
  *   (-EPERM not granted to us or read-only; -ENOENT no such or revoked ref;
- *   -ESRCH no such domain).
+ *   -ESRCH no such domain; on Xen -EIO for GNTST_general_error: not granted
+ *   to us, revoked, or read-only mapped writable — Xen does not say which).
  * @out: receives the mapping; NULL on failure.
  * All or nothing: on failure nothing stays mapped.
  * Returns 0; -EINVAL (@count 0 or above PVABI_GRANT_BATCH_MAX); the first
- * failing ref's status; -ENOMEM; -ENOTCONN.
+ * failing ref's status; -ENOMEM; -ENOTCONN; -ENOTSUP (xen: no /dev/xen/gntdev).
+ * Blocks: one round trip (local: 10 s timeout); on Xen, libxengnttab retries
+ * the map of a paged-out page without a limit.
  */
 int pvabi_grant_map(pvabi_ctx *ctx, pvabi_domid domid, const pvabi_gref *refs, unsigned count,
                     unsigned flags, int *status, pvabi_map **out);
@@ -112,6 +117,8 @@ void *pvabi_map_addr(const pvabi_map *m);
  * pvabi_map_notify() - when this process dies with @m mapped, clear the byte
  * at @offset of page @page and/or notify @port (a port of this context);
  * pvabi_grant_unmap() performs it too.  Arguments as pvabi_grant_notify().
+ * Clearing a byte of a read-only mapping is -EINVAL (as on Xen).  On Xen one
+ * notify per mapping: a later call replaces it for every page.
  */
 int pvabi_map_notify(pvabi_map *m, unsigned page, unsigned offset, pvabi_port port);
 

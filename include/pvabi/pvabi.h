@@ -53,7 +53,8 @@ const char *pvabi_version(void);
  *
  * Returns 0; -EINVAL (unknown spec); -ENOENT (the platform is not here: no
  * Xen, no daemon and none could be started; the log names what is missing);
- * -ENOTSUP (the xen platform was not built in); -EPERM / -EADDRINUSE (the
+ * -ENOTSUP (the xen platform was not built in); -EACCES (xen:
+ * /dev/xen/evtchn not accessible); -EPERM / -EADDRINUSE (the
  * requested local domid is refused / taken); -ETIMEDOUT (the daemon did not
  * answer within 10 s); -ENOMEM; other -errno from the platform.
  * Blocks: up to 10 s for a daemon to answer or start.  Thread-safe.

@@ -60,7 +60,7 @@ enum hv_flags {
 struct hv_hdr {
     uint32_t magic; /* HV_MAGIC */
     uint16_t op;    /* enum hv_op; a reply repeats the request's op */
-    uint16_t flags; /* enum hv_flags */
+    uint16_t flags; /* enum hv_flags; requests: 0 */
     uint32_t seq;   /* request number chosen by the client; 0 for notices */
     int32_t status; /* replies: 0 or a negative errno; requests: 0 */
     uint32_t len;   /* payload bytes after the header */
@@ -94,8 +94,8 @@ struct hv_evtchn_alloc_rsp {
 
 /* EVTCHN_BIND: remote_port must be unbound and offered to this domain
  * (-EPERM if offered to another domain, -EINVAL if not unbound or no such
- * port/domain).  Reply carries 2 fds: [0] the eventfd this domain reads,
- * [1] the eventfd to write to notify the remote. */
+ * port, -ESRCH if no such live domain).  Reply carries 2 fds: [0] the eventfd
+ * this domain reads, [1] the eventfd to write to notify the remote. */
 struct hv_evtchn_bind_req {
     uint32_t remote_domid;
     uint32_t remote_port;
@@ -109,10 +109,14 @@ struct hv_evtchn_close_req {
     uint32_t port;
 };
 
-/* GRANT_SHARE: 1 fd attached: a memfd of exactly count pages, sealed with
- * F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL (-EINVAL otherwise), so that no
- * mapper can truncate it under the sharer.  Reply: count refs, page i of the
- * memfd is refs[i]. */
+/* GRANT_SHARE: 1 fd attached: a memfd of exactly count pages, opened
+ * read-write, sealed with F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL (-EINVAL
+ * otherwise), so that no mapper can truncate it under the sharer.  Reply:
+ * count refs, page i of the memfd is refs[i].  A read-only grant hands out a
+ * read-only descriptor, but anyone can reopen that read-write through
+ * /proc/PID/fd; for the kernel to enforce read-only, also seal the memfd
+ * F_SEAL_FUTURE_WRITE (after mapping it writable yourself), which only a
+ * read-only grant accepts. */
 struct hv_grant_share_req {
     uint32_t domid; /* the domain allowed to map */
     uint32_t count; /* 1..HV_REFS_MAX */
@@ -136,9 +140,10 @@ struct hv_grant_refs_req {
 
 /* GRANT_MAP: all-or-nothing.  Reply always carries count statuses (0 or a
  * negative errno per ref: -EPERM not granted to us or read-only grant mapped
- * writable, -ENOENT no such/revoked ref, -ESRCH no such domain); on success
- * also nfds fds (the distinct memfds, read-only descriptors for read-only
- * maps) and, per ref, which fd and which page of it. */
+ * writable, -ENOENT no such/revoked ref, -ESRCH no such domain; the header's
+ * status is the first failing one); on success also nfds fds (the distinct
+ * memfds, read-only descriptors for read-only maps) and, per ref, which fd
+ * and which page of it.  A malformed request gets -EINVAL and no payload. */
 struct hv_grant_map_slot {
     int32_t status;
     uint16_t fd_index;
@@ -156,7 +161,10 @@ struct hv_grant_map_rsp {
  * ends because this sharer died, the daemon clears the byte at `offset` of
  * that page (if offset < HV_PAGE_SIZE) and/or notifies through `port` (if not
  * 0; a port of this domain).  For a sharer, domid is its own.  Registering
- * again replaces; offset HV_PAGE_SIZE and port 0 clears. */
+ * again replaces; offset HV_PAGE_SIZE and port 0 clears.  -EINVAL if the ref
+ * is not mapped (or shared) by us, offset > HV_PAGE_SIZE or port is not ours;
+ * -EPERM to clear a byte of a read-only grant (mapper) or of a write-sealed
+ * memfd (sharer). */
 struct hv_unmap_notify_req {
     uint32_t domid;
     uint32_t ref;
@@ -165,8 +173,13 @@ struct hv_unmap_notify_req {
 };
 
 /* Notices. PORT_CONNECTED carries 1 fd: the eventfd to write to notify the
- * remote.  PORT_CLOSED: the port's peer is gone; the daemon also wrote the
- * port's eventfd so a sleeping domain wakes. */
+ * remote; it is sent before the reply to the binder, so it waits on the
+ * allocator's socket by the time anyone can know of the bind (the client
+ * looks there when notify or state finds the port still unbound).
+ * PORT_CLOSED: the port's peer is gone; the daemon also wrote the port's
+ * eventfd so a sleeping domain wakes, after queueing the notice (a
+ * domain woken by the eventfd finds the notice waiting).  The port stays
+ * allocated, and cannot be bound again, until its owner closes it. */
 struct hv_port_notice {
     uint32_t port;
     uint32_t remote_domid;

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reaching the daemon: which socket, connecting (starting a daemon when none
+ * answers and autostart is allowed), and the HELLO that makes this
+ * connection a domain.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "platform/local/local.h"
+
+/* Domain ids a domain may have: below Xen's DOMID_FIRST_RESERVED. */
+#define LC_DOMID_MAX 32751
+
+/* secure_getenv: a set-id program must not let its caller choose which
+ * daemon it starts or which socket it trusts. */
+static const char *env(const char *name)
+{
+    const char *v = secure_getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* The socket for "local[:@arg]": @arg, else $PVABI_LOCAL_SOCKET, else
+ * $XDG_RUNTIME_DIR/pvabi/hv.sock, else /tmp/pvabi-UID/hv.sock.  Sets
+ * *@shared_tmp for the last, whose directory anyone could have made. */
+static int socket_path(pvabi_ctx *ctx, const char *arg, struct sockaddr_un *sa, int *shared_tmp)
+{
+    const char *sock = arg ? arg : env("PVABI_LOCAL_SOCKET"), *xdg = env("XDG_RUNTIME_DIR");
+    int n;
+
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    *shared_tmp = !sock && !xdg;
+    if (sock)
+        n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", sock);
+    else if (xdg)
+        n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/pvabi/hv.sock", xdg);
+    else
+        n = snprintf(sa->sun_path, sizeof(sa->sun_path), "/tmp/pvabi-%u/hv.sock",
+                     (unsigned)getuid());
+    if (n >= 0 && (size_t)n < sizeof(sa->sun_path))
+        return 0;
+    pvabi__err(ctx,
+               "local platform: socket path \"%s%s\" is longer than a unix socket address "
+               "holds (%zu bytes)",
+               sock ? sock : xdg, sock ? "" : "/pvabi/hv.sock", sizeof(sa->sun_path) - 1);
+    return -ENAMETOOLONG;
+}
+
+/* /tmp/pvabi-UID must be ours and closed to others: a daemon there gets the
+ * memory we grant.  Absent is fine (the daemon we start makes it). */
+static int check_tmp_dir(pvabi_ctx *ctx, const char *path)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct stat st;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    *strrchr(dir, '/') = '\0';
+    if (lstat(dir, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (S_ISDIR(st.st_mode) && st.st_uid == getuid() && !(st.st_mode & 022))
+        return 0;
+    pvabi__err(ctx,
+               "local platform: %s is not a directory of this user (uid %u) closed to "
+               "others: refusing to use it; set PVABI_LOCAL_SOCKET or XDG_RUNTIME_DIR",
+               dir, (unsigned)getuid());
+    return -EPERM;
+}
+
+/* One connect attempt: the socket, or -errno (the caller decides whether
+ * that is a failure worth a log). */
+static int try_connect(const struct sockaddr_un *sa)
+{
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), rc;
+
+    if (fd < 0)
+        return -errno;
+    /* A unix connect completes at once (or fails EAGAIN on a full backlog):
+     * non-blocking, it cannot hang on a stuck daemon. */
+    if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+        return fd;
+    rc = -errno;
+    close(fd);
+    return rc;
+}
+
+static int autostart_off(void)
+{
+    const char *v = env("PVABI_LOCAL_AUTOSTART");
+    return v && strcmp(v, "0") == 0;
+}
+
+/* The connected socket, or -errno after a log saying what is missing. */
+static int connect_or_start(pvabi_ctx *ctx, struct lc *lc, const struct sockaddr_un *sa)
+{
+    const char *path = sa->sun_path;
+    int fd = try_connect(sa), rc;
+
+    if (fd >= 0 || (fd != -ENOENT && fd != -ECONNREFUSED)) {
+        if (fd < 0)
+            pvabi__err(ctx, "local platform: connecting to pvabi-hv at %s: %s", path,
+                       strerror(-fd));
+        return fd;
+    }
+    if (autostart_off()) {
+        pvabi__err(ctx,
+                   "local platform: no pvabi-hv daemon at %s (%s) and "
+                   "PVABI_LOCAL_AUTOSTART=0: start one with `pvabi-hv --socket %s`",
+                   path, strerror(-fd), path);
+        return -ENOENT;
+    }
+    rc = pvabi__lc_autostart(ctx, lc, path);
+    /* Even after a failed start: another process may have started one at
+     * the same moment, and ours lost the race for the socket. */
+    fd = try_connect(sa);
+    if (fd >= 0)
+        return fd;
+    if (rc < 0)
+        return rc; /* logged: what was tried and why it failed */
+    pvabi__err(ctx, "local platform: pvabi-hv started, but connecting to %s failed: %s", path,
+               strerror(-fd));
+    return fd == -ECONNREFUSED ? -ENOENT : fd;
+}
+
+/* The domain HELLO asks for: $PVABI_LOCAL_DOMID, else -1 (any). */
+static int want_domid(pvabi_ctx *ctx, int32_t *want)
+{
+    const char *s = env("PVABI_LOCAL_DOMID");
+    char *end;
+    long v;
+
+    *want = -1;
+    if (!s)
+        return 0;
+    v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > LC_DOMID_MAX) {
+        pvabi__err(ctx, "PVABI_LOCAL_DOMID=\"%s\": expected a domain id 0..%d", s, LC_DOMID_MAX);
+        return -EINVAL;
+    }
+    *want = (int32_t)v;
+    return 0;
+}
+
+static void hello_failed(pvabi_ctx *ctx, int rc, int32_t want)
+{
+    if (rc == -EPERM)
+        pvabi__err(ctx, "pvabi-hv refuses domain %d to this user (uid %u)", want,
+                   (unsigned)getuid());
+    else if (rc == -EADDRINUSE)
+        pvabi__err(ctx, "pvabi-hv: domain %d is held by another live process", want);
+    else if (rc == -EPROTONOSUPPORT)
+        pvabi__err(ctx, "pvabi-hv does not speak protocol version %u: install a matching one",
+                   HV_PROTO_VERSION);
+    else
+        pvabi__err(ctx, "pvabi-hv: HELLO: %s", strerror(-rc));
+}
+
+static int hello(pvabi_ctx *ctx, struct lc *lc)
+{
+    struct hv_hello_req req = { .version = HV_PROTO_VERSION };
+    struct hv_hello_rsp rsp;
+    struct lc_msg *m;
+    int rc = want_domid(ctx, &req.want_domid);
+
+    if (rc < 0)
+        return rc;
+    rc = pvabi__lc_call(ctx, lc, HV_OP_HELLO, &req, sizeof(req), NULL, 0, &m);
+    if (rc < 0) {
+        hello_failed(ctx, rc, req.want_domid);
+        return rc;
+    }
+    if (!pvabi__lc_reply_ok(ctx, lc, m, sizeof(rsp), 0))
+        return -EPROTO;
+    memcpy(&rsp, m->payload, sizeof(rsp));
+    if (rsp.domid > LC_DOMID_MAX || (req.want_domid >= 0 && rsp.domid != (uint32_t)req.want_domid))
+        return pvabi__lc_bad_reply(ctx, lc, m, "a domain id other than the one asked for");
+    lc->domid = (pvabi_domid)rsp.domid;
+    pvabi__debug(ctx, "pvabi-hv: this process is domain %u%s", rsp.domid,
+                 rsp.privileged ? " (privileged)" : "");
+    return 0;
+}
+
+int pvabi__lc_connect(pvabi_ctx *ctx, struct lc *lc, const char *arg)
+{
+    struct sockaddr_un sa;
+    int shared_tmp, rc = socket_path(ctx, arg, &sa, &shared_tmp);
+
+    if (rc == 0 && shared_tmp)
+        rc = check_tmp_dir(ctx, sa.sun_path);
+    if (rc < 0)
+        return rc;
+    rc = connect_or_start(ctx, lc, &sa);
+    if (rc < 0)
+        return rc;
+    lc->sock = rc;
+    return hello(ctx, lc);
+}

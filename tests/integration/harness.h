@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The integration harness: several processes, each its own domain, driven
+ * by one coordinator.  Used by tests/integration/ and bench/.
+ *
+ * The coordinator (the test process) never opens a pvabi context: on the
+ * local platform that would make it a domain too.  It starts "agents", forked
+ * children that each open their own context and then execute one command at
+ * a time from the coordinator (share, map, fill, notify, wait, ...) and
+ * answer with a structured reply over a SOCK_SEQPACKET socketpair.  A test
+ * body is thus a plain sequence of calls in one process, where the test
+ * framework's assertions work, and killing a side "at a point" is killing
+ * an agent between two commands.
+ *
+ * Platforms: PVABI_TEST_PLATFORM=local (default) or xen.  On local, each
+ * test gets a private pvabi-hv daemon in a temporary directory, and agents
+ * find it through PVABI_LOCAL_SOCKET (autostart off).  On xen there is no
+ * daemon; a missing Xen skips the program (exit 77).
+ *
+ * Every wait has a deadline (IT_TIMEOUT_MS without progress) and nothing
+ * sleeps to wait for another process: replies, deaths (pidfd) and events
+ * (pvabi_fd) are all polled.  Any harness failure goes through it_fail(),
+ * which the test programs route to the test framework.
+ */
+#ifndef PVABI_IT_HARNESS_H
+#define PVABI_IT_HARNESS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <pvabi/pvabi.h>
+
+/* Longest wait for any one step (a reply, a death, an event). */
+#define IT_TIMEOUT_MS 30000
+/* Values in one message: enough for a full grant batch. */
+#define IT_VALS 128
+
+/* ---- failure reporting ---------------------------------------------- */
+
+/* Called with a formatted message on any harness failure; must not return
+ * (a test framework's fail, or print + exit). */
+typedef void it_fail_fn(const char *file, int line, const char *msg);
+void it_set_fail_hook(it_fail_fn *fn);
+void it_fail_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
+#define it_fail(...) it_fail_at(__FILE__, __LINE__, __VA_ARGS__)
+
+/* ---- platform and daemon ----------------------------------------------- */
+
+/* 1 when PVABI_TEST_PLATFORM=xen. */
+int it_is_xen(void);
+/* "local" or "xen": the spec agents pass to pvabi_open(). */
+const char *it_platform(void);
+
+/* Exits 77 with a reason when the platform is not usable at all (xen: no
+ * Xen here, or pvabi built without it); call once at the start of main. */
+void it_require_platform(const char *prog);
+
+struct it_daemon {
+    pid_t pid; /* 0: none (xen) */
+    int pidfd;
+    char dir[64];
+    char sock[128];
+};
+
+/* Starts a private pvabi-hv (local only; a no-op on xen) and points this
+ * process's environment at it, so agents forked later use it.  The daemon
+ * binary is $PVABI_HV.  Returns 0 or a negative errno (after it_fail). */
+int it_daemon_start(struct it_daemon *d);
+/* Fails the test if the daemon died during it; then stops it (SIGTERM) and
+ * checks that it exited cleanly (a sanitizer report is a failure). */
+void it_daemon_stop(struct it_daemon *d);
+/* Open descriptors and VmRSS (KiB) of the daemon; -1 on xen or error. */
+long it_daemon_fd_count(const struct it_daemon *d);
+long it_daemon_rss_kib(const struct it_daemon *d);
+/* Open descriptors of this process. */
+long it_self_fd_count(void);
+
+/* cmocka-style setup/teardown pair using one static daemon per test. */
+int it_setup(void **state);
+int it_teardown(void **state);
+struct it_daemon *it_current_daemon(void);
+
+/* ---- messages --------------------------------------------------------- */
+
+enum it_op {
+    IT_OP_HELLO = 1,    /* agent -> coordinator after pvabi_open: a[0] domid */
+    IT_OP_FAILED,       /* agent -> coordinator: text says what went wrong */
+    IT_OP_PROGRESS,     /* agent -> coordinator during a long command */
+    IT_OP_EXIT,         /* a[0] 1: pvabi_close first; then _exit(0) */
+    IT_OP_CLOSE,        /* pvabi_close, keep running without a context */
+    IT_OP_SHARE,        /* a: domid, count, flags -> a[0] slot, v refs */
+    IT_OP_REVOKE,       /* a: slot */
+    IT_OP_GRANT_NOTIFY, /* a: slot, page, offset, port */
+    IT_OP_MAP,          /* a: domid, count, flags; v refs -> a[0] slot, v statuses */
+    IT_OP_UNMAP,        /* a: slot */
+    IT_OP_MAP_NOTIFY,   /* a: slot, page, offset, port */
+    IT_OP_FILL,         /* a: kind, slot, offset, len, seed, expect_fault: write */
+    IT_OP_CHECK,        /* same: compare -> 0 / -EILSEQ, a[0] where, a[1] got */
+    IT_OP_PEEK,         /* a: kind, slot, offset -> a[0] the byte */
+    IT_OP_COPY,         /* n segments of IT_SEG_VALS in v -> v statuses, a[0] bad data mask */
+    IT_OP_ALLOC,        /* a: remote -> a[0] port */
+    IT_OP_BIND,         /* a: remote, remote port -> a[0] port */
+    IT_OP_UNBIND,       /* a: port */
+    IT_OP_NOTIFY,       /* a: port */
+    IT_OP_WAIT,         /* a: port: poll pvabi_fd until pending() reports it */
+    IT_OP_PENDING,      /* pending() once, no wait -> n ports in v */
+    IT_OP_POLL_FD,      /* a: timeout ms -> a[0] 1 if pvabi_fd readable */
+    IT_OP_UNMASK,       /* a: port */
+    IT_OP_STATE,        /* a: port -> status is the state */
+    IT_OP_COUNTERS,     /* a: port -> a[0..2] sent, received, spurious */
+    IT_OP_PINGPONG,     /* a: port, rounds, initiator, progress_every -> see agent.c */
+    IT_OP_EFD_PINGPONG, /* a: fd to read, fd to write, rounds, initiator */
+    IT_OP_MAP_BENCH,    /* a: domid, count, iterations, touch, raw; v refs */
+    IT_OP_FD_COUNT,     /* -> a[0] open fds of the agent */
+};
+
+/* What IT_OP_FILL/CHECK/PEEK address. */
+enum { IT_KIND_GRANT = 0, IT_KIND_MAP = 1 };
+
+struct it_msg {
+    uint32_t op;
+    int32_t status;
+    int64_t a[8];
+    uint32_t n; /* entries used in v */
+    int32_t pad;
+    int64_t v[IT_VALS];
+    char text[256];
+};
+
+/* ---- agents (coordinator side) ------------------------------------------ */
+
+struct it_agent {
+    char name[32];
+    pid_t pid;
+    int pidfd;
+    int sock;
+    pvabi_domid domid;
+    int reaped;
+    int wstatus;
+};
+
+/* Forks an agent that opens its own context; fails the test if it cannot. */
+void it_agent_start(struct it_agent *a, const char *name);
+/* Sends a command without waiting. */
+void it_agent_send(struct it_agent *a, const struct it_msg *m);
+/* Waits for the reply of the last command (progress messages are skipped
+ * unless want_progress); fails the test if the agent dies or reports a
+ * failure.  Returns m->status. */
+int it_agent_reply(struct it_agent *a, struct it_msg *m, int want_progress);
+/* send + reply; m is in and out. */
+int it_agent_call(struct it_agent *a, struct it_msg *m);
+/* Sends a command the agent is expected to die of; returns its wait status. */
+int it_agent_call_dies(struct it_agent *a, struct it_msg *m);
+/* SIGKILL and reap; returns the wait status. */
+int it_agent_kill(struct it_agent *a);
+/* Asks the agent to exit (closing its context first if close_ctx), checks
+ * that it exited 0. */
+void it_agent_stop(struct it_agent *a, int close_ctx);
+/* Releases what is left (kills a running agent); for teardown paths. */
+void it_agent_release(struct it_agent *a);
+
+/* ---- typed commands ------------------------------------------------------ */
+
+int it_share(struct it_agent *a, pvabi_domid to, unsigned count, unsigned flags, unsigned *slot,
+             pvabi_gref *refs);
+int it_revoke(struct it_agent *a, unsigned slot);
+int it_grant_notify(struct it_agent *a, unsigned slot, unsigned page, unsigned offset,
+                    pvabi_port port);
+int it_map(struct it_agent *a, pvabi_domid from, const pvabi_gref *refs, unsigned count,
+           unsigned flags, int *status, unsigned *slot);
+int it_unmap(struct it_agent *a, unsigned slot);
+int it_map_notify(struct it_agent *a, unsigned slot, unsigned page, unsigned offset,
+                  pvabi_port port);
+int it_fill(struct it_agent *a, int kind, unsigned slot, size_t offset, size_t len, unsigned seed);
+int it_check(struct it_agent *a, int kind, unsigned slot, size_t offset, size_t len, unsigned seed);
+int it_peek(struct it_agent *a, int kind, unsigned slot, size_t offset);
+int it_alloc(struct it_agent *a, pvabi_domid remote, pvabi_port *port);
+int it_bind(struct it_agent *a, pvabi_domid remote, pvabi_port remote_port, pvabi_port *port);
+int it_unbind(struct it_agent *a, pvabi_port port);
+int it_notify(struct it_agent *a, pvabi_port port);
+int it_wait(struct it_agent *a, pvabi_port port);
+int it_pending(struct it_agent *a, pvabi_port *ports, unsigned max);
+int it_poll_fd(struct it_agent *a, int timeout_ms);
+int it_unmask(struct it_agent *a, pvabi_port port);
+int it_state(struct it_agent *a, pvabi_port port);
+int it_counters(struct it_agent *a, pvabi_port port, uint64_t c[3]);
+int it_close_ctx(struct it_agent *a);
+long it_agent_fd_count(struct it_agent *a);
+
+/* One grant copy segment as the coordinator describes it.  The local buffer
+ * lives in the agent: to_foreign fills it with the pattern (seed, base + i)
+ * first; otherwise the agent checks what arrived against that pattern. */
+struct it_seg {
+    pvabi_gref ref;
+    pvabi_domid domid;
+    uint16_t offset, len;
+    int to_foreign;
+    unsigned seed;
+    size_t base; /* pattern index of the segment's first byte */
+};
+#define IT_SEG_VALS 7
+/* Returns pvabi_grant_copy()'s result; status[i] per segment; *bad_data a
+ * mask of successful from-foreign segments whose bytes were wrong. */
+int it_copy(struct it_agent *a, const struct it_seg *segs, unsigned n, int *status,
+            uint64_t *bad_data);
+
+/* Connects a fresh channel: @a allocates a port for @b, @b binds to it. */
+void it_connect(struct it_agent *a, struct it_agent *b, pvabi_port *pa, pvabi_port *pb);
+
+/* The fill pattern: byte @i (an offset in the whole area) of seed @seed. */
+static inline uint8_t it_pattern(unsigned seed, size_t i)
+{
+    uint32_t x = (uint32_t)(seed * 2654435761u) ^ (uint32_t)(i * 40503u) ^ (uint32_t)(i >> 12);
+    x ^= x >> 13;
+    return (uint8_t)(x | 1); /* never 0, so a cleared byte shows */
+}
+
+/* ---- the agent's side ---------------------------------------------------- */
+
+/* Runs in the forked child: opens a context, serves commands until EXIT or
+ * until the coordinator goes away.  Never returns. */
+__attribute__((noreturn)) void it_agent_main(int sock, const char *name);
+
+/* Time in ns (CLOCK_MONOTONIC). */
+uint64_t it_now_ns(void);
+
+#endif
