@@ -57,12 +57,18 @@ static struct trip_result run_round(struct it_agent *ini, struct it_agent *rsp, 
                                     struct it_msg *mr)
 {
     struct trip_result r;
-    int rc;
+    int ri, rr;
 
     it_agent_send(rsp, mr);
     it_agent_send(ini, mi);
-    if ((rc = it_agent_reply(ini, mi, 0)) < 0 || (rc = it_agent_reply(rsp, mr, 0)) < 0)
-        it_fail("round failed: %s", strerror(-rc));
+    ri = it_agent_reply(ini, mi, 0);
+    rr = it_agent_reply(rsp, mr, 0);
+    /* Both answers, so that a failure says which side saw what. */
+    if (ri < 0 || rr < 0)
+        it_fail("round failed: initiator %s after %lld trips (port state %lld), responder %s "
+                "after %lld trips (port state %lld)",
+                strerror(-ri), (long long)mi->a[0], (long long)mi->a[5], strerror(-rr),
+                (long long)mr->a[0], (long long)mr->a[5]);
     r.median_ns = (double)mi->a[1];
     r.mean_ns = (double)mi->a[2];
     r.min_ns = (double)mi->a[3];

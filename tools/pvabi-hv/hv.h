@@ -27,6 +27,9 @@
 #define HV_DOMID_LIMIT 32752u
 #define HV_DOMID_NONE  UINT32_MAX
 #define HV_ALLOW_MAX   64 /* --allow-uid entries */
+/* Exit status when another daemon owns (or is starting on) the socket: the
+ * library then waits for that one instead of failing. */
+#define HV_EXIT_TAKEN 3
 /* Packets queued for a domain that is not reading: room for a notice about
  * every one of its ports at once (a peer with all of them died), and some. */
 #define HV_OUTQ_MAX (HV_PORTS_MAX + 64)

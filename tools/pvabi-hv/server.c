@@ -102,7 +102,7 @@ static int clear_stale(const char *path, const struct sockaddr_un *sa)
     close(fd);
     if (r == 0) {
         fprintf(stderr, "pvabi-hv: another pvabi-hv answers on %s; not starting\n", path);
-        return -1;
+        return -2;
     }
     if (err == ENOENT)
         return 0;
@@ -132,9 +132,27 @@ static int take_lock(const char *path)
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         fprintf(stderr, "pvabi-hv: another pvabi-hv holds %s; not starting\n", lock);
         close(fd);
-        return -1;
+        return -2;
     }
     return fd; /* kept open for the daemon's life: that holds the lock */
+}
+
+static char temp_path[PATH_MAX];
+
+static const char *temp_name(const char *path)
+{
+    snprintf(temp_path, sizeof(temp_path), "%s.%ld.new", path, (long)getpid());
+    return temp_path;
+}
+
+/* Listening now: make the socket visible under its real name. */
+static int publish_socket(const char *path)
+{
+    if (rename(temp_path, path) == 0)
+        return 0;
+    fprintf(stderr, "pvabi-hv: renaming %s to %s: %s\n", temp_path, path, strerror(errno));
+    unlink(temp_path);
+    return -1;
 }
 
 /* Bound, not yet listening: see hv_server_run(). */
@@ -150,11 +168,17 @@ static int bind_to(const char *path)
     if (r)
         return fprintf(stderr, "pvabi-hv: %s: %s\n", path, strerror(-r)), -1;
     warn_if_public(path);
-    if (take_lock(path) < 0 || clear_stale(path, &sa) < 0)
-        return -1;
+    if ((r = take_lock(path)) < 0 || (r = clear_stale(path, &sa)) < 0)
+        return r;
+    /* Bound under a temporary name and renamed into place once listening
+     * (publish_socket), so that a socket others can see always answers. */
+    if (fill_addr(temp_name(path), &sa) != 0)
+        return fprintf(stderr, "pvabi-hv: socket path too long\n"), -1;
+    unlink(sa.sun_path);
     fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || stat(path, &st) != 0) {
-        fprintf(stderr, "pvabi-hv: binding %s: %s\n", path, strerror(errno));
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        stat(sa.sun_path, &st) != 0) {
+        fprintf(stderr, "pvabi-hv: binding %s: %s\n", sa.sun_path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
@@ -358,7 +382,7 @@ int hv_server_run(const struct hv_config *cfg)
     raise_fd_limit();
     hv.lsock = bind_to(cfg->socket);
     if (hv.lsock < 0)
-        return 1;
+        return hv.lsock == -2 ? HV_EXIT_TAKEN : 1;
     /* stdio becomes /dev/null in a daemon: keep the ready fd out of its way. */
     if (cfg->daemon && ready_fd >= 0 && ready_fd <= STDERR_FILENO) {
         ready_fd = fcntl(cfg->ready_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
@@ -367,8 +391,9 @@ int hv_server_run(const struct hv_config *cfg)
     /* listen() after the forks: SO_PEERCRED then tells clients the pid of
      * the daemon, not of the parent that exited. */
     if ((cfg->daemon && daemonize() != 0) || listen(hv.lsock, SOMAXCONN) != 0 ||
-        loop_setup() != 0) {
+        loop_setup() != 0 || publish_socket(cfg->socket) != 0) {
         hv_warn("setting up: %s", strerror(errno));
+        unlink(temp_path);
         unlink_ours(cfg->socket);
         return 1;
     }

@@ -4,6 +4,10 @@
  * answers and autostart is allowed), and the HELLO that makes this
  * connection a domain.
  */
+#include <libgen.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <time.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +101,48 @@ static int autostart_off(void)
 }
 
 /* The connected socket, or -errno after a log saying what is missing. */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Connects once the socket appears, watching its directory with inotify;
+ * -ETIMEDOUT after LC_TIMEOUT_MS. */
+static int wait_for_daemon(pvabi_ctx *ctx, const struct sockaddr_un *sa)
+{
+    char dir[sizeof(sa->sun_path)], buf[4096];
+    int64_t deadline = now_ms() + LC_TIMEOUT_MS;
+    int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK), fd;
+
+    snprintf(dir, sizeof(dir), "%s", sa->sun_path);
+    if (in < 0 || inotify_add_watch(in, dirname(dir), IN_MOVED_TO | IN_CREATE) < 0) {
+        fd = -errno;
+        pvabi__err(ctx, "local platform: watching %s for pvabi-hv: %s", dir, strerror(-fd));
+        goto out;
+    }
+    /* Watch first, then look: a rename between the two is not missed. */
+    while ((fd = try_connect(sa)) == -ENOENT || fd == -ECONNREFUSED) {
+        struct pollfd p = { .fd = in, .events = POLLIN };
+        int64_t left = deadline - now_ms();
+        if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+            fd = -ETIMEDOUT;
+            pvabi__err(ctx,
+                       "local platform: pvabi-hv started by another process did not "
+                       "appear at %s within %d ms",
+                       sa->sun_path, LC_TIMEOUT_MS);
+            break;
+        }
+        while (read(in, buf, sizeof(buf)) > 0)
+            ;
+    }
+out:
+    if (in >= 0)
+        close(in);
+    return fd;
+}
+
 static int connect_or_start(pvabi_ctx *ctx, struct lc *lc, const struct sockaddr_un *sa)
 {
     const char *path = sa->sun_path;
@@ -116,8 +162,10 @@ static int connect_or_start(pvabi_ctx *ctx, struct lc *lc, const struct sockaddr
         return -ENOENT;
     }
     rc = pvabi__lc_autostart(ctx, lc, path);
-    /* Even after a failed start: another process may have started one at
-     * the same moment, and ours lost the race for the socket. */
+    /* Ours lost the race to a daemon another process is starting: it
+     * becomes visible (renamed into place) only once it listens. */
+    if (rc == -EALREADY)
+        return wait_for_daemon(ctx, sa);
     fd = try_connect(sa);
     if (fd >= 0)
         return fd;

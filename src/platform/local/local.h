@@ -23,6 +23,9 @@
 
 /* The longest any wait for the daemon may take: a reply, or a start. */
 #define LC_TIMEOUT_MS 10000
+/* pvabi-hv's exit status when another daemon owns or is starting on the
+ * socket (HV_EXIT_TAKEN in tools/pvabi-hv/hv.h). */
+#define LC_HV_EXIT_TAKEN 3
 
 /* epoll data of the context fd's members that are not ports (port 0 is never
  * valid, so it can name the socket). */

@@ -171,7 +171,13 @@ static int start(pvabi_ctx *ctx, struct lc *lc, const char *bin, const char *soc
         return 0;
     }
     if (rc == 0) {
-        describe_exit(how, sizeof(how), reap(pid, LC_TIMEOUT_MS));
+        status = reap(pid, LC_TIMEOUT_MS);
+        if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == LC_HV_EXIT_TAKEN) {
+            pvabi__debug(ctx, "local platform: another process is starting pvabi-hv on %s",
+                         sock_path);
+            return -EALREADY;
+        }
+        describe_exit(how, sizeof(how), status);
         pvabi__err(ctx,
                    "local platform: %s --socket %s failed to start (%s); run it by hand to "
                    "see why",
