@@ -3,7 +3,7 @@
  * grant_bench - map + unmap of 64 granted pages per call through pvabi,
  * against mmap + munmap of a 64-page memfd, in one run.
  *
- *   grant_bench [--rounds=R] [--calls=N] [--pages=P]
+ *   grant_bench [--rounds=R] [--calls=N] [--pages=P] [--pin]
  *
  * A frontend agent shares P pages (default 64) with a backend agent and
  * writes them all once (so every page exists, as on a live driver).  The
@@ -13,7 +13,7 @@
  * reading one byte of each page (one page fault per page).  Rounds of N calls
  * alternate the four; each round yields the median time per call and each
  * figure is the median of its rounds.  Goal: pvabi / raw <= 2 in both
- * variants.
+ * variants.  --pin: every process on CPU 0, as evtchn_bench --pin.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -25,9 +25,15 @@
 
 #define GOAL 2.0
 
+static struct it_daemon hv_daemon;
+
 static void bench_fail(const char *file, int line, const char *msg)
 {
     fprintf(stderr, "grant_bench: %s:%d: %s\n", file, line, msg);
+    /* Say whether the daemon died (a likely cause), then stop it: without
+     * the hook, a failure there prints and exits. */
+    it_set_fail_hook(NULL);
+    it_daemon_stop(&hv_daemon);
     exit(1);
 }
 
@@ -111,13 +117,12 @@ static void rounds_run(struct setup *s, unsigned rounds, uint64_t calls, double 
 static int run(unsigned rounds, uint64_t calls, unsigned pages)
 {
     double(*res)[4] = calloc(rounds, sizeof(*res));
-    struct it_daemon d;
     struct setup s = { .pages = pages };
     int rc;
 
     if (!res)
         it_fail("no memory");
-    it_daemon_start(&d);
+    it_daemon_start(&hv_daemon);
     it_agent_start(&s.fe, "sharer");
     it_agent_start(&s.be, "mapper");
     if ((rc = it_share(&s.fe, s.be.domid, pages, 0, &s.slot, s.refs)) < 0)
@@ -130,7 +135,7 @@ static int run(unsigned rounds, uint64_t calls, unsigned pages)
     it_revoke(&s.fe, s.slot);
     it_agent_stop(&s.fe, 1);
     it_agent_stop(&s.be, 1);
-    it_daemon_stop(&d);
+    it_daemon_stop(&hv_daemon);
     free(res);
     return 0;
 }
@@ -141,20 +146,25 @@ int main(int argc, char **argv)
         { "rounds", required_argument, NULL, 'r' },
         { "calls", required_argument, NULL, 'n' },
         { "pages", required_argument, NULL, 'p' },
+        { "pin", no_argument, NULL, 'P' },
         { NULL, 0, NULL, 0 },
     };
     unsigned long long rounds = 9, calls = 2000, pages = 64;
-    int c;
+    int c, pin = 0;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'r')
+        if (c == 'P')
+            pin = 1;
+        else if (c == 'r')
             rounds = strtoull(optarg, NULL, 10);
         else if (c == 'n')
             calls = strtoull(optarg, NULL, 10);
         else if (c == 'p')
             pages = strtoull(optarg, NULL, 10);
         else
-            return fprintf(stderr, "usage: grant_bench [--rounds=R] [--calls=N] [--pages=P]\n"), 2;
+            return fprintf(stderr,
+                           "usage: grant_bench [--rounds=R] [--calls=N] [--pages=P] [--pin]\n"),
+                   2;
     }
     if (rounds == 0 || rounds > 1000 || calls == 0 || calls > 4000000 || pages == 0 ||
         pages > PVABI_GRANT_BATCH_MAX)
@@ -162,6 +172,8 @@ int main(int argc, char **argv)
                                "1..128\n"),
                2;
     it_set_fail_hook(bench_fail);
+    if (pin && it_pin_cpu(0) < 0)
+        return fprintf(stderr, "%s: cannot pin to CPU 0\n", argv[0]), 1;
     it_require_platform("grant_bench");
     return run((unsigned)rounds, calls, (unsigned)pages);
 }

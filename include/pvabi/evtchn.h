@@ -15,8 +15,10 @@
  *
  * Thread-safety: pvabi_evtchn_notify() may be called from any thread, also
  * concurrently with the other functions here on the same context (not with
- * the unbind of the same port).  The other functions serialise on the
- * context.  Blocking: none of these blocks beyond one round trip to the
+ * the unbind of the same port).  pvabi_evtchn_wait() sleeps without holding
+ * the context, so it may run concurrently with any of them.  The other
+ * functions serialise on the context.  Blocking: pvabi_evtchn_wait() sleeps
+ * up to its timeout; none of the others blocks beyond one round trip to the
  * hypervisor (local: the daemon, 10 s timeout); notify never waits for it.
  * Fork: ports belong to the context's process.
  */
@@ -64,16 +66,56 @@ int pvabi_evtchn_notify(pvabi_ctx *ctx, pvabi_port port);
  * pvabi_evtchn_pending() - collect ports that received an event.
  * @ports: receives up to @max ports; each is masked once reported.
  * Returns the count (0: none); -ENOTCONN when the hypervisor is gone.
- * Does not block: wait for pvabi_fd() to be readable first.  A port whose
- * peer closed or died is reported too (and is then in state CLOSED); on Xen a
- * peer's close raises no event, and CLOSED is seen by pvabi_evtchn_state()
- * only with /dev/xen/privcmd.
+ * Does not block: wait for pvabi_fd() to be readable first, or use
+ * pvabi_evtchn_wait(), which sleeps and then collects the same way.  A port
+ * whose peer closed or died is reported too (and is then in state CLOSED);
+ * on Xen a peer's close raises no event, and CLOSED is seen by
+ * pvabi_evtchn_state() only with /dev/xen/privcmd.
  */
 int pvabi_evtchn_pending(pvabi_ctx *ctx, pvabi_port *ports, unsigned max);
 
 /**
+ * pvabi_evtchn_wait() - wait for ports to receive an event, then collect
+ * them as pvabi_evtchn_pending() does.
+ * @ctx: the context.
+ * @ports: receives up to @max ports; each is masked once reported, and
+ *   counted in PVABI_EVTCHN_RECEIVED, exactly as by pvabi_evtchn_pending().
+ * @max: room in @ports; at least 1.
+ * @timeout_ms: the longest time to sleep, in milliseconds; 0 does not sleep.
+ *   There is no "forever": call it again instead.
+ *
+ * Returns at once when ports are pending; otherwise sleeps until one is, or
+ * until @timeout_ms has passed.  A wake-up that brings nothing to report (a
+ * spurious event, an event of a masked port, one another thread collected
+ * first) does not end the wait.  A masked port is not reported until it is
+ * unmasked.  A port whose peer closed or died is reported (and is then in
+ * state CLOSED), as by pvabi_evtchn_pending(), so a peer's death ends the
+ * wait (not on Xen, where it raises no event); so does the death of the
+ * local hypervisor, which reports every port closed.
+ *
+ * Returns the count (1..@max); 0 when @timeout_ms passed with nothing to
+ * report; -EINVAL (NULL @ctx or @ports, @max 0, or @timeout_ms < 0);
+ * -EINTR (a signal arrived while sleeping; nothing was collected);
+ * -ENOTCONN (the hypervisor is gone and every port was reported closed
+ * already); on Xen, another -errno of the evtchn driver (logged).
+ *
+ * Blocking: up to @timeout_ms (a little more is possible: the wait is
+ * rounded up to the clock's millisecond, and the scheduler decides when a
+ * woken thread runs).  An alternative to polling pvabi_fd(): on the local
+ * platform it costs one system call less per wake-up.
+ * Thread-safety: the context is not held while sleeping, so every other
+ * call on the context (notify, pending, unmask, bind, grants...) may run
+ * meanwhile, and several threads may wait at once: each event is reported
+ * to one of them.  A port unbound meanwhile is not reported.  Not
+ * concurrent with pvabi_close().
+ * Fork: like every call on a context, only in the process that opened it.
+ */
+int pvabi_evtchn_wait(pvabi_ctx *ctx, pvabi_port *ports, unsigned max, int timeout_ms);
+
+/**
  * pvabi_evtchn_unmask() - let @port report events again; if one arrived
- * while masked, it is reported by the next pvabi_evtchn_pending().
+ * while masked, it is reported by the next pvabi_evtchn_pending() (or it
+ * ends a pvabi_evtchn_wait(), also one already sleeping).
  * Returns 0; -EBADF.
  */
 int pvabi_evtchn_unmask(pvabi_ctx *ctx, pvabi_port port);

@@ -22,7 +22,8 @@
  *
  * Thread-safety: calls on one context serialise on it; a pvabi_grant or
  * pvabi_map may be used by one thread at a time.  Blocking: one round trip to
- * the hypervisor per call (local: 10 s timeout).  Fork: shares and mappings
+ * the hypervisor per call (local: 10 s timeout), except pvabi_grant_unmap()
+ * on the local platform, which does not wait for the answer.  Fork: shares and mappings
  * belong to the context's process; a child inherits the memory (Linux
  * semantics) but not the right to revoke or unmap it through pvabi.
  */
@@ -123,8 +124,18 @@ void *pvabi_map_addr(const pvabi_map *m);
 int pvabi_map_notify(pvabi_map *m, unsigned page, unsigned offset, pvabi_port port);
 
 /**
- * pvabi_grant_unmap() - unmap and free @m (NULL is allowed).
- * Returns 0; -ENOTCONN (the memory is unmapped all the same).
+ * pvabi_grant_unmap() - unmap and free @m (NULL is allowed), after performing
+ * its unmap-notify actions (the byte first, the event last).
+ * Returns 0; -ENOTCONN, or on the local platform -ETIMEDOUT (the daemon took
+ * no request for 10 s: the connection is gone); the memory is unmapped all
+ * the same.
+ * Blocking, local platform: the request is sent without waiting for an
+ * answer (only while the daemon's socket is full, up to 10 s).  The daemon
+ * still handles it before any later request of this context, and before it
+ * would refuse the sharer's pvabi_grant_revoke() with -EBUSY, so a sharer
+ * told of the unmap afterwards (by the unmap-notify event or any other
+ * means) can revoke at once.  A refusal by the daemon (it does not think we
+ * map these pages) is only in the daemon's log.
  */
 int pvabi_grant_unmap(pvabi_map *m);
 

@@ -261,15 +261,6 @@ static inline int pvabi__ring_publish(struct pvabi_ring_end *e)
     return (pvabi_ring_idx)(now - ev) < (pvabi_ring_idx)(now - old);
 }
 
-/* Copies @n consecutive slots' first @size bytes; returns the end of @dst. */
-static inline unsigned char *pvabi__ring_copy_run(unsigned char *dst, const unsigned char *src,
-                                                  uint32_t n, size_t size, size_t slot_size)
-{
-    for (uint32_t i = 0; i < n; i++, dst += size, src += slot_size)
-        memcpy(dst, src, size);
-    return dst;
-}
-
 /* Copies up to @max entries of @size bytes out, once each.  Count or -EPROTO. */
 static inline int pvabi__ring_copy(struct pvabi_ring_end *e, void *out, unsigned max, size_t size,
                                    size_t slot_size)
@@ -282,13 +273,16 @@ static inline int pvabi__ring_copy(struct pvabi_ring_end *e, void *out, unsigned
         return n;
     uint32_t avail = e->seen - e->cons;
     uint32_t todo = avail < max ? avail : max;
-    uint32_t first = e->cons & (e->nr_ents - 1);
-    uint32_t before_wrap = e->nr_ents - first < todo ? e->nr_ents - first : todo;
+    const unsigned char *src = e->slots + (size_t)(e->cons & (e->nr_ents - 1)) * slot_size;
+    const unsigned char *end = e->slots + (size_t)e->nr_ents * slot_size;
     unsigned char *dst = (unsigned char *)out;
-    /* At most two contiguous runs, before and after the end of the array. */
-    dst = pvabi__ring_copy_run(dst, e->slots + (size_t)first * slot_size, before_wrap, size,
-                               slot_size);
-    pvabi__ring_copy_run(dst, e->slots, todo - before_wrap, size, slot_size);
+    /* Pointer steps, wrapping once at the end of the slot array. */
+    for (uint32_t i = 0; i < todo; i++, dst += size) {
+        memcpy(dst, src, size);
+        src += slot_size;
+        if (src == end)
+            src = e->slots;
+    }
     /* Compiler barrier: every later use of the copies reads the copies, never
      * the shared slots again (the XSA-155 double fetch). */
     pvabi_compiler_barrier();

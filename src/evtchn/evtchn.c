@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "platform/platform.h"
 #include "pvabi-internal.h"
@@ -144,14 +145,13 @@ static int account_event(pvabi_ctx *ctx, const struct pvabi__event *ev)
     return 1;
 }
 
-PVABI_EXPORT int pvabi_evtchn_pending(pvabi_ctx *ctx, pvabi_port *ports, unsigned max)
+/* Collects up to @max reported ports from the platform; ctx->lock held.
+ * Returns the count, or the platform's error when nothing was collected. */
+static int collect(pvabi_ctx *ctx, pvabi_port *ports, unsigned max)
 {
     struct pvabi__event ev[64];
     int n, out = 0;
 
-    if (!ctx || (!ports && max > 0))
-        return -EINVAL;
-    pthread_mutex_lock(&ctx->lock);
     while ((unsigned)out < max) {
         unsigned want = max - (unsigned)out < 64 ? max - (unsigned)out : 64;
         n = ctx->ops->evtchn_pending(ctx, ctx->plat, ev, want);
@@ -163,9 +163,63 @@ PVABI_EXPORT int pvabi_evtchn_pending(pvabi_ctx *ctx, pvabi_port *ports, unsigne
         for (int i = 0; i < n; i++)
             if (account_event(ctx, &ev[i]))
                 ports[out++] = ev[i].port;
+        /* Fewer than asked: the platform has nothing more now, and asking
+         * again would cost another system call for nothing. */
+        if ((unsigned)n < want)
+            break;
     }
+    return out;
+}
+
+PVABI_EXPORT int pvabi_evtchn_pending(pvabi_ctx *ctx, pvabi_port *ports, unsigned max)
+{
+    int out;
+
+    if (!ctx || (!ports && max > 0))
+        return -EINVAL;
+    pthread_mutex_lock(&ctx->lock);
+    out = collect(ctx, ports, max);
     pthread_mutex_unlock(&ctx->lock);
     return out;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Milliseconds left until @deadline (ns), rounded up so that a wait never
+ * returns early; 0 once it has passed. */
+static int ms_left(int64_t deadline)
+{
+    int64_t left = deadline - now_ns();
+    return left > 0 ? (int)((left + 999999) / 1000000) : 0;
+}
+
+PVABI_EXPORT int pvabi_evtchn_wait(pvabi_ctx *ctx, pvabi_port *ports, unsigned max, int timeout_ms)
+{
+    int64_t deadline;
+    int rc, out, left = timeout_ms;
+
+    if (!ctx || !ports || max == 0 || timeout_ms < 0)
+        return -EINVAL;
+    deadline = now_ns() + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        /* Unlocked: other threads' calls go on while this one sleeps. */
+        rc = ctx->ops->evtchn_wait(ctx, ctx->plat, left);
+        if (rc < 0)
+            return rc;
+        pthread_mutex_lock(&ctx->lock);
+        out = collect(ctx, ports, max);
+        pthread_mutex_unlock(&ctx->lock);
+        /* Nothing reported after a wake-up (a spurious event, a masked port,
+         * another thread was first): sleep again for what is left. */
+        if (out != 0 || rc == 0 || (left = ms_left(deadline)) == 0)
+            return out;
+    }
 }
 
 PVABI_EXPORT int pvabi_evtchn_unmask(pvabi_ctx *ctx, pvabi_port port)

@@ -10,7 +10,9 @@
  * core (src/context.c, src/evtchn/, src/grant/) validates caller arguments
  * (NULL pointers, counts, flags, port ownership) before calling an op, holds
  * ctx->lock around every op except evtchn_notify, and owns the public
- * objects; an op only deals with the hypervisor.
+ * objects; an op only deals with the hypervisor.  The one other exception is
+ * evtchn_wait, which sleeps and so must not hold the lock; it takes the lock
+ * itself for what it has to do under it.
  */
 #ifndef PVABI_PLATFORM_H
 #define PVABI_PLATFORM_H
@@ -51,6 +53,14 @@ struct pvabi_platform_ops {
     /* Collects up to @max events without blocking; each non-spurious event's
      * port is masked until evtchn_unmask (Xen's delivery model). */
     int (*evtchn_pending)(pvabi_ctx *ctx, void *plat, struct pvabi__event *ev, unsigned max);
+    /* Called WITHOUT ctx->lock: sleeps up to @timeout_ms (>= 0) until events
+     * may be pending.  Returns 1 (some may be), 0 (timed out), or -errno
+     * (-EINTR: a signal; -ENOTCONN: the hypervisor is gone and nothing is
+     * left to collect).  Events it had to take from the kernel to learn that
+     * are kept for evtchn_pending, which the core calls (under the lock)
+     * after every non-negative return, so they are counted and masked by the
+     * one path that pending() takes. */
+    int (*evtchn_wait)(pvabi_ctx *ctx, void *plat, int timeout_ms);
     int (*evtchn_unmask)(pvabi_ctx *ctx, void *plat, pvabi_port port);
     /* A PVABI_EVTCHN_* state, or -EBADF for a port the platform does not know. */
     int (*evtchn_state)(pvabi_ctx *ctx, void *plat, pvabi_port port);

@@ -313,6 +313,36 @@ static int wait_port(struct agent *ag, pvabi_port port, uint64_t *empty)
     return 0;
 }
 
+/* Like wait_port, but sleeping in pvabi_evtchn_wait() instead of poll()
+ * on pvabi_fd; other ports it reports go to the stash. */
+static int wait_port_sleeping(struct agent *ag, pvabi_port port)
+{
+    pvabi_port got[STASH];
+    int n;
+
+    while (!stash_take(ag, port)) {
+        n = pvabi_evtchn_wait(ag->ctx, got, STASH, IT_TIMEOUT_MS);
+        if (n <= 0)
+            return n == 0 ? -ETIMEDOUT : n;
+        for (int i = 0; i < n; i++)
+            stash_add(ag, got[i]);
+    }
+    return 0;
+}
+
+/* pvabi_evtchn_wait() as is, the stash left alone: a: max, timeout. */
+static int op_evtchn_wait(struct agent *ag, struct it_msg *m)
+{
+    pvabi_port ports[IT_VALS];
+    unsigned max = m->a[0] < 0 ? 0 : m->a[0] > IT_VALS ? IT_VALS : (unsigned)m->a[0];
+    int n = pvabi_evtchn_wait(ag->ctx, ports, max, (int)m->a[1]);
+
+    m->n = n > 0 ? (uint32_t)n : 0;
+    for (uint32_t i = 0; i < m->n; i++)
+        m->v[i] = ports[i];
+    return n;
+}
+
 static int op_pending(struct agent *ag, struct it_msg *m)
 {
     int n = collect(ag);
@@ -422,15 +452,16 @@ static void progress(struct agent *ag, uint64_t done, uint64_t every)
 }
 
 /* One side of a ping-pong on @port, as a driver would write it: wait on
- * pvabi_fd, pending, unmask, notify back.  Ends after @rounds, or when the
- * peer closes (notify fails with -ENOTCONN after the closed port was
- * reported).  Replies a[0] rounds done, a[1..3] round trip ns (initiator),
- * a[4] empty wake-ups, a[5] the port's state at the end. */
+ * pvabi_fd and pending (or, a[4] set, pvabi_evtchn_wait), unmask, notify
+ * back.  Ends after @rounds, or when the peer closes (notify fails with
+ * -ENOTCONN after the closed port was reported).  Replies a[0] rounds done,
+ * a[1..3] round trip ns (initiator), a[4] empty wake-ups, a[5] the port's
+ * state at the end. */
 static int op_pingpong(struct agent *ag, struct it_msg *m)
 {
     pvabi_port port = (pvabi_port)m->a[0];
     uint64_t rounds = (uint64_t)m->a[1], every = (uint64_t)m->a[3], done = 0, empty = 0;
-    int initiator = (int)m->a[2], rc = 0;
+    int initiator = (int)m->a[2], use_wait = (int)m->a[4], rc = 0;
     uint64_t *t = timings(ag, rounds, initiator), total = 0, t0 = 0;
 
     for (; done < rounds; done++) {
@@ -439,7 +470,8 @@ static int op_pingpong(struct agent *ag, struct it_msg *m)
             if ((rc = pvabi_evtchn_notify(ag->ctx, port)) < 0)
                 break;
         }
-        if ((rc = wait_port(ag, port, &empty)) < 0)
+        rc = use_wait ? wait_port_sleeping(ag, port) : wait_port(ag, port, &empty);
+        if (rc < 0)
             break;
         if ((rc = pvabi_evtchn_unmask(ag->ctx, port)) < 0)
             break;
@@ -649,6 +681,8 @@ static int dispatch(struct agent *ag, struct it_msg *m)
         return op_evtchn(ag, m);
     case IT_OP_PENDING:
         return op_pending(ag, m);
+    case IT_OP_EVTCHN_WAIT:
+        return op_evtchn_wait(ag, m);
     case IT_OP_POLL_FD:
         return op_poll_fd(ag, m);
     case IT_OP_PINGPONG:

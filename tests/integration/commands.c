@@ -168,6 +168,16 @@ int it_pending(struct it_agent *a, pvabi_port *ports, unsigned max)
     return rc;
 }
 
+int it_evtchn_wait(struct it_agent *a, pvabi_port *ports, unsigned max, int timeout_ms)
+{
+    struct it_msg m = cmd(IT_OP_EVTCHN_WAIT, max, timeout_ms, 0, 0);
+    int rc = it_agent_call(a, &m);
+
+    for (unsigned i = 0; i < m.n && i < max; i++)
+        ports[i] = (pvabi_port)m.v[i];
+    return rc;
+}
+
 int it_poll_fd(struct it_agent *a, int timeout_ms)
 {
     struct it_msg m = cmd(IT_OP_POLL_FD, timeout_ms, 0, 0, 0);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +49,15 @@ uint64_t it_now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int it_pin_cpu(int cpu)
+{
+    cpu_set_t set;
+
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set) == 0 ? 0 : -errno;
 }
 
 int it_is_xen(void)
@@ -237,6 +247,8 @@ int it_daemon_start(struct it_daemon *d)
         it_fail("fork: %s", strerror(errno));
     if (d->pid == 0) {
         int w = fcntl(p[1], F_DUPFD, 3); /* a copy without O_CLOEXEC */
+        /* A coordinator that crashes must not leave its daemon behind. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         exec_daemon(hv, d->sock, w);
     }
     close(p[1]);

@@ -109,10 +109,11 @@ enum it_op {
     IT_OP_UNMASK,       /* a: port */
     IT_OP_STATE,        /* a: port -> status is the state */
     IT_OP_COUNTERS,     /* a: port -> a[0..2] sent, received, spurious */
-    IT_OP_PINGPONG,     /* a: port, rounds, initiator, progress_every -> see agent.c */
+    IT_OP_PINGPONG,     /* a: port, rounds, initiator, progress_every, use_wait -> agent.c */
     IT_OP_EFD_PINGPONG, /* a: fd to read, fd to write, rounds, initiator */
     IT_OP_MAP_BENCH,    /* a: domid, count, iterations, touch, raw; v refs */
     IT_OP_FD_COUNT,     /* -> a[0] open fds of the agent */
+    IT_OP_EVTCHN_WAIT,  /* a: max, timeout ms: pvabi_evtchn_wait() as is -> n ports in v */
 };
 
 /* What IT_OP_FILL/CHECK/PEEK address. */
@@ -181,6 +182,9 @@ int it_unbind(struct it_agent *a, pvabi_port port);
 int it_notify(struct it_agent *a, pvabi_port port);
 int it_wait(struct it_agent *a, pvabi_port port);
 int it_pending(struct it_agent *a, pvabi_port *ports, unsigned max);
+/* pvabi_evtchn_wait() in the agent, its result as is (not through the
+ * stash it_wait uses): the ports reported go to @ports. */
+int it_evtchn_wait(struct it_agent *a, pvabi_port *ports, unsigned max, int timeout_ms);
 int it_poll_fd(struct it_agent *a, int timeout_ms);
 int it_unmask(struct it_agent *a, pvabi_port port);
 int it_state(struct it_agent *a, pvabi_port port);
@@ -221,6 +225,10 @@ static inline uint8_t it_pattern(unsigned seed, size_t i)
 /* Runs in the forked child: opens a context, serves commands until EXIT or
  * until the coordinator goes away.  Never returns. */
 __attribute__((noreturn)) void it_agent_main(int sock, const char *name);
+
+/* Pins this process, and so every process it starts later, to CPU @cpu.
+ * Returns 0 or a negative errno. */
+int it_pin_cpu(int cpu);
 
 /* Time in ns (CLOCK_MONOTONIC). */
 uint64_t it_now_ns(void);

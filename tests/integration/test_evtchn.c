@@ -2,7 +2,7 @@
 /*
  * Event channels across processes: states, ping-pong, Xen's delivery model
  * (reported once, masked until unmask, an event while masked delivered after
- * unmask) and unbind seen by the peer.
+ * unmask) and unbind seen by the peer; the same through pvabi_evtchn_wait().
  */
 #include <errno.h>
 
@@ -189,6 +189,144 @@ static void test_evtchn_unbind_unbound_port(void **state)
     it_pair_stop(&fe, &be);
 }
 
+/* ---- pvabi_evtchn_wait() --------------------------------------------- */
+
+/* Short: long enough to be a real sleep, never a timing assertion. */
+#define SHORT_MS 50
+
+/* A notify that came first is returned at once; a waiter already asleep
+ * is woken by the next one.  Each is counted as pending() counts it. */
+static void test_evtchn_wait_returns_port_when_peer_notifies(void **state)
+{
+    struct it_msg m = { .op = IT_OP_EVTCHN_WAIT, .a = { 8, IT_TIMEOUT_MS } };
+    struct it_agent fe, be;
+    pvabi_port pf, pb, got[8];
+    uint64_t c[3];
+
+    (void)state;
+    it_pair_start(&fe, &be, &pf, &pb);
+    assert_int_equal(it_notify(&fe, pf), 0);
+    assert_int_equal(it_evtchn_wait(&be, got, 8, IT_TIMEOUT_MS), 1);
+    assert_int_equal(got[0], pb);
+    assert_int_equal(it_unmask(&be, pb), 0);
+    /* Whether the backend sleeps before the notify or not, it gets it. */
+    it_agent_send(&be, &m);
+    assert_int_equal(it_notify(&fe, pf), 0);
+    assert_int_equal(it_agent_reply(&be, &m, 0), 1);
+    assert_int_equal(m.v[0], pb);
+    assert_int_equal(it_counters(&be, pb, c), 0);
+    assert_int_equal(c[1], 2); /* received */
+    assert_int_equal(c[2], 0); /* spurious */
+    it_pair_stop(&fe, &be);
+}
+
+static void test_evtchn_wait_times_out_with_zero(void **state)
+{
+    struct it_agent fe, be;
+    pvabi_port pf, pb, got[8];
+
+    (void)state;
+    it_pair_start(&fe, &be, &pf, &pb);
+    assert_int_equal(it_evtchn_wait(&be, got, 8, SHORT_MS), 0);
+    assert_int_equal(it_evtchn_wait(&be, got, 8, 0), 0);
+    /* Nothing was lost or invented: the next notify is reported once. */
+    assert_int_equal(it_notify(&fe, pf), 0);
+    assert_int_equal(it_evtchn_wait(&be, got, 8, IT_TIMEOUT_MS), 1);
+    assert_int_equal(got[0], pb);
+    it_pair_stop(&fe, &be);
+}
+
+static void test_evtchn_wait_bad_arguments_einval(void **state)
+{
+    struct it_agent fe, be;
+    pvabi_port pf, pb, got[8];
+
+    (void)state;
+    it_pair_start(&fe, &be, &pf, &pb);
+    assert_int_equal(it_notify(&fe, pf), 0);
+    /* There is no "forever", and no wait that could report nothing. */
+    assert_int_equal(it_evtchn_wait(&be, got, 8, -1), -EINVAL);
+    assert_int_equal(it_evtchn_wait(&be, got, 0, SHORT_MS), -EINVAL);
+    /* The event is still there for a valid call. */
+    assert_int_equal(it_evtchn_wait(&be, got, 8, IT_TIMEOUT_MS), 1);
+    assert_int_equal(got[0], pb);
+    it_pair_stop(&fe, &be);
+}
+
+/* A reported port is masked: more events do not end a wait until the port
+ * is unmasked, and then it is reported once for all of them. */
+static void test_evtchn_wait_masked_port_reported_after_unmask(void **state)
+{
+    struct it_agent fe, be;
+    pvabi_port pf, pb, got[8];
+    uint64_t c[3];
+
+    (void)state;
+    it_pair_start(&fe, &be, &pf, &pb);
+    assert_int_equal(it_notify(&fe, pf), 0);
+    assert_int_equal(it_evtchn_wait(&be, got, 8, IT_TIMEOUT_MS), 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(it_notify(&fe, pf), 0);
+    assert_int_equal(it_evtchn_wait(&be, got, 8, SHORT_MS), 0);
+    assert_int_equal(it_unmask(&be, pb), 0);
+    assert_int_equal(it_evtchn_wait(&be, got, 8, IT_TIMEOUT_MS), 1);
+    assert_int_equal(got[0], pb);
+    assert_int_equal(it_unmask(&be, pb), 0);
+    assert_int_equal(it_evtchn_wait(&be, got, 8, 0), 0);
+    assert_int_equal(it_counters(&be, pb, c), 0);
+    assert_int_equal(c[1], 2);
+    it_pair_stop(&fe, &be);
+}
+
+/* The peer dies while we sleep: the wait ends with the port, now CLOSED. */
+static void test_evtchn_wait_woken_by_peer_death(void **state)
+{
+    struct it_msg m = { .op = IT_OP_EVTCHN_WAIT, .a = { 8, IT_TIMEOUT_MS } };
+    struct it_agent fe, be;
+    pvabi_port pf, pb;
+
+    (void)state;
+    it_pair_start(&fe, &be, &pf, &pb);
+    it_agent_send(&be, &m);
+    it_agent_kill(&fe);
+    assert_int_equal(it_agent_reply(&be, &m, 0), 1);
+    assert_int_equal(m.v[0], pb);
+    assert_int_equal(it_state(&be, pb), PVABI_EVTCHN_CLOSED);
+    assert_int_equal(it_notify(&be, pb), -ENOTCONN);
+    it_agent_stop(&be, 1);
+    it_agent_release(&fe);
+}
+
+/* A ping-pong on pvabi_evtchn_wait(): counters as with pending(). */
+static void test_evtchn_wait_pingpong_counters_match(void **state)
+{
+    struct it_msg ini = { .op = IT_OP_PINGPONG }, rsp = { .op = IT_OP_PINGPONG };
+    struct it_agent fe, be;
+    pvabi_port pf, pb;
+    uint64_t cf[3], cb[3];
+
+    (void)state;
+    it_pair_start(&fe, &be, &pf, &pb);
+    rsp.a[0] = pb;
+    rsp.a[1] = PINGPONG_ROUNDS;
+    rsp.a[4] = 1; /* pvabi_evtchn_wait */
+    ini.a[0] = pf;
+    ini.a[1] = PINGPONG_ROUNDS;
+    ini.a[2] = 1;
+    ini.a[4] = 1;
+    it_agent_send(&be, &rsp);
+    it_agent_send(&fe, &ini);
+    assert_int_equal(it_agent_reply(&fe, &ini, 0), 0);
+    assert_int_equal(it_agent_reply(&be, &rsp, 0), 0);
+    assert_int_equal(it_counters(&fe, pf, cf), 0);
+    assert_int_equal(it_counters(&be, pb, cb), 0);
+    assert_int_equal(cf[0], PINGPONG_ROUNDS);
+    assert_int_equal(cf[1], PINGPONG_ROUNDS);
+    assert_int_equal(cb[0], PINGPONG_ROUNDS);
+    assert_int_equal(cb[1], PINGPONG_ROUNDS);
+    it_pair_stop(&fe, &be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +338,12 @@ int main(void)
         IT_TEST(test_evtchn_unbind_by_frontend_backend_sees_closed),
         IT_TEST(test_evtchn_unbind_by_backend_frontend_sees_closed),
         IT_TEST(test_evtchn_unbind_unbound_port),
+        IT_TEST(test_evtchn_wait_returns_port_when_peer_notifies),
+        IT_TEST(test_evtchn_wait_times_out_with_zero),
+        IT_TEST(test_evtchn_wait_bad_arguments_einval),
+        IT_TEST(test_evtchn_wait_masked_port_reported_after_unmask),
+        IT_TEST(test_evtchn_wait_woken_by_peer_death),
+        IT_TEST(test_evtchn_wait_pingpong_counters_match),
     };
     return it_run_tests("integration-evtchn", tests);
 }

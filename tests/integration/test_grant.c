@@ -105,6 +105,39 @@ static void test_grant_batch_map_all_good_refs_maps_all(void **state)
     it_pair_stop(&fe, &be);
 }
 
+/* Refs of two shares, out of order, in one map: each page lands where its
+ * ref is in the batch (several runs of several memfds, one contiguous
+ * mapping), and writes go to the right page. */
+static void test_grant_map_refs_of_two_shares_out_of_order(void **state)
+{
+    struct it_agent fe, be;
+    pvabi_gref a[2], b, ask[3];
+    unsigned ga, gb, m;
+
+    (void)state;
+    it_pair_start(&fe, &be, NULL, NULL);
+    assert_int_equal(it_share(&fe, be.domid, 2, 0, &ga, a), 0);
+    assert_int_equal(it_share(&fe, be.domid, 1, 0, &gb, &b), 0);
+    assert_int_equal(it_fill(&fe, IT_KIND_GRANT, ga, 0, 2 * PAGE, SEED_A), 0);
+    assert_int_equal(it_fill(&fe, IT_KIND_GRANT, gb, 0, PAGE, SEED_B), 0);
+    ask[0] = a[1];
+    ask[1] = b;
+    ask[2] = a[0];
+    assert_int_equal(it_map(&be, fe.domid, ask, 3, 0, NULL, &m), 0);
+    assert_int_equal(it_peek(&be, IT_KIND_MAP, m, 7), it_pattern(SEED_A, PAGE + 7));
+    assert_int_equal(it_peek(&be, IT_KIND_MAP, m, PAGE + 8), it_pattern(SEED_B, 8));
+    assert_int_equal(it_peek(&be, IT_KIND_MAP, m, 2 * PAGE + 9), it_pattern(SEED_A, 9));
+    /* The pattern is indexed by offset in the area written: the mapping's. */
+    assert_int_equal(it_fill(&be, IT_KIND_MAP, m, 2 * PAGE, PAGE, SEED_C), 0);
+    assert_int_equal(it_peek(&fe, IT_KIND_GRANT, ga, 9), it_pattern(SEED_C, 2 * PAGE + 9));
+    assert_int_equal(it_check(&fe, IT_KIND_GRANT, ga, PAGE, PAGE, SEED_A), 0);
+    assert_int_equal(it_check(&fe, IT_KIND_GRANT, gb, 0, PAGE, SEED_B), 0);
+    assert_int_equal(it_unmap(&be, m), 0);
+    assert_int_equal(it_revoke(&fe, ga), 0);
+    assert_int_equal(it_revoke(&fe, gb), 0);
+    it_pair_stop(&fe, &be);
+}
+
 /* Copy without mapping, in both directions, with a bad segment in between
  * that fails alone. */
 static void test_grant_copy_both_directions_per_segment_status(void **state)
@@ -179,6 +212,26 @@ static void test_grant_revoke_while_mapped_busy_until_unmap(void **state)
     it_pair_stop(&fe, &be);
 }
 
+/* Unmap does not wait for the hypervisor (local: GRANT_UNMAP flagged
+ * no-reply), yet a revoke by the sharer right after it returns never sees
+ * the page as still mapped.  Repeated, so that a race would show. */
+static void test_grant_unmap_then_revoke_at_once_succeeds(void **state)
+{
+    struct it_agent fe, be;
+    pvabi_gref refs[4];
+    unsigned g, m;
+
+    (void)state;
+    it_pair_start(&fe, &be, NULL, NULL);
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(it_share(&fe, be.domid, 4, 0, &g, refs), 0);
+        assert_int_equal(it_map(&be, fe.domid, refs, 4, 0, NULL, &m), 0);
+        assert_int_equal(it_unmap(&be, m), 0);
+        assert_int_equal(it_revoke(&fe, g), 0);
+    }
+    it_pair_stop(&fe, &be);
+}
+
 /* A clean unmap performs the map's unmap-notify: the byte is cleared in the
  * sharer's page and the sharer gets an event, with the channel still open. */
 static void test_grant_unmap_performs_map_notify(void **state)
@@ -229,8 +282,10 @@ int main(void)
         IT_TEST(test_grant_ro_share_sharer_writes_visible_to_ro_mapper),
         IT_TEST(test_grant_batch_map_one_bad_ref_maps_nothing),
         IT_TEST(test_grant_batch_map_all_good_refs_maps_all),
+        IT_TEST(test_grant_map_refs_of_two_shares_out_of_order),
         IT_TEST(test_grant_copy_both_directions_per_segment_status),
         IT_TEST(test_grant_revoke_while_mapped_busy_until_unmap),
+        IT_TEST(test_grant_unmap_then_revoke_at_once_succeeds),
         IT_TEST(test_grant_unmap_performs_map_notify),
         IT_TEST(test_grant_revoke_performs_grant_notify_event),
     };

@@ -16,6 +16,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -298,14 +299,10 @@ static void queue_notice(struct cl *c, const struct msg *m)
     assert_int_equal(m->nfds, m->h.op == HV_NOTICE_PORT_CONNECTED ? 1 : 0);
 }
 
-/* Sends a request and returns the reply's status, queueing notices that
- * come first; CLOSED if the daemon hung up instead. */
-static int32_t cl_call(struct cl *c, uint16_t op, const void *p, uint32_t len, const int *fds,
-                       unsigned nfds, struct msg *m)
+/* Receives the reply to request @seq, queueing notices that come first;
+ * returns its status, or CLOSED if the daemon hung up instead. */
+static int32_t cl_reply(struct cl *c, uint16_t op, uint32_t seq, struct msg *m)
 {
-    uint32_t seq = ++c->seq;
-
-    send_req(c->s, op, seq, p, len, fds, nfds);
     for (;;) {
         if (recv_msg(c->s, m) < 0)
             return CLOSED;
@@ -320,6 +317,16 @@ static int32_t cl_call(struct cl *c, uint16_t op, const void *p, uint32_t len, c
             assert_int_equal(m->nfds, 0);
         return m->h.status;
     }
+}
+
+/* Sends a request and returns the reply's status (see cl_reply()). */
+static int32_t cl_call(struct cl *c, uint16_t op, const void *p, uint32_t len, const int *fds,
+                       unsigned nfds, struct msg *m)
+{
+    uint32_t seq = ++c->seq;
+
+    send_req(c->s, op, seq, p, len, fds, nfds);
+    return cl_reply(c, op, seq, m);
 }
 
 static int32_t cl_hello(struct cl *c, int32_t want, uint32_t version, struct hv_hello_rsp *out)
@@ -590,6 +597,31 @@ static int32_t cl_unmap(struct cl *c, uint32_t domid, const uint32_t *refs, uint
     return refs_call(c, HV_OP_GRANT_UNMAP, domid, refs, count, 0, &m);
 }
 
+/* Sends a request flagged HV_F_NOREPLY: nothing comes back, whatever
+ * happens (the next reply on @c must be that of a later request). */
+static void cl_send_noreply(struct cl *c, uint16_t op, const void *p, uint32_t len)
+{
+    uint8_t buf[HV_MSG_MAX];
+    struct hv_hdr h = { HV_MAGIC, op, HV_F_NOREPLY, ++c->seq, 0, len, 0 };
+
+    memcpy(buf, &h, sizeof(h));
+    if (len)
+        memcpy(buf + sizeof(h), p, len);
+    assert_int_equal(raw_send(c->s, buf, sizeof(h) + len, NULL, 0), (ssize_t)(sizeof(h) + len));
+}
+
+/* GRANT_UNMAP (or another refs op) without waiting for a reply. */
+static void cl_refs_noreply(struct cl *c, uint16_t op, uint32_t domid, const uint32_t *refs,
+                            uint32_t count)
+{
+    uint8_t buf[sizeof(struct hv_grant_refs_req) + HV_REFS_MAX * sizeof(uint32_t)];
+    struct hv_grant_refs_req req = { domid, count, 0, 0 };
+
+    memcpy(buf, &req, sizeof(req));
+    memcpy(buf + sizeof(req), refs, count * sizeof(uint32_t));
+    cl_send_noreply(c, op, buf, (uint32_t)(sizeof(req) + count * sizeof(uint32_t)));
+}
+
 static int32_t cl_revoke(struct cl *c, const uint32_t *refs, uint32_t count)
 {
     struct msg m;
@@ -683,7 +715,7 @@ static void test_hv_hello_privileged_one_holder(void **state)
 {
     struct hvd *d = *state;
     struct cl p, q, w;
-    struct hv_hello_rsp r;
+    struct hv_hello_rsp r = { 0 };
     struct witness x;
 
     cl_open(&w, d, -1);
@@ -751,8 +783,8 @@ static void test_hv_evtchn_connect_notify_close(void **state)
     struct hvd *d = *state;
     struct cl a, b;
     struct hv_port_notice n;
-    uint32_t pa, pb, p2;
-    int ra, rb, ta, tb, r2, t2;
+    uint32_t pa = 0, pb = 0, p2 = 0;
+    int ra = -1, rb = -1, ta = -1, tb = -1, r2 = -1, t2 = -1;
 
     cl_open(&a, d, -1);
     cl_open(&b, d, -1);
@@ -789,8 +821,8 @@ static void test_hv_evtchn_bind_refusals(void **state)
 {
     struct hvd *d = *state;
     struct cl a, b, c;
-    uint32_t pa, p;
-    int ra, r, t;
+    uint32_t pa = 0, p = 0;
+    int ra = -1, r = -1, t = -1;
 
     cl_open(&a, d, -1);
     cl_open(&b, d, -1);
@@ -818,8 +850,8 @@ static void test_hv_evtchn_loopback(void **state)
 {
     struct hvd *d = *state;
     struct cl a;
-    uint32_t p1, p2;
-    int r1, r2, t2, t1;
+    uint32_t p1 = 0, p2 = 0;
+    int r1 = -1, r2 = -1, t2 = -1, t1 = -1;
 
     cl_open(&a, d, -1);
     assert_int_equal(cl_alloc(&a, a.domid, &p1, &r1), 0);
@@ -841,8 +873,8 @@ static void test_hv_evtchn_offer_to_future_domain(void **state)
 {
     struct hvd *d = *state;
     struct cl a, b;
-    uint32_t pa, pb;
-    int ra, rb, ta;
+    uint32_t pa = 0, pb = 0;
+    int ra = -1, rb = -1, ta = -1;
 
     cl_open(&a, d, -1);
     assert_int_equal(cl_alloc(&a, 999, &pa, &ra), 0);
@@ -859,8 +891,8 @@ static void test_hv_evtchn_peer_death_wakes(void **state)
     struct hvd *d = *state;
     struct cl a, b;
     struct hv_port_notice n;
-    uint32_t pa, pb;
-    int ra, rb, ta;
+    uint32_t pa = 0, pb = 0;
+    int ra = -1, rb = -1, ta = -1;
 
     cl_open(&a, d, -1);
     cl_open(&b, d, -1);
@@ -884,7 +916,7 @@ static void test_hv_grant_share_validation(void **state)
 {
     struct hvd *d = *state;
     struct cl a;
-    uint32_t refs[4];
+    uint32_t refs[HV_REFS_MAX + 1]; /* room for the over-long share it must refuse */
     int p[2];
     int fd;
 
@@ -1103,6 +1135,138 @@ static void test_hv_grant_revoke_busy_until_unmapped(void **state)
     assert_int_equal(cl_revoke(&b, &r, 1), -EINVAL); /* not b's grant */
     cl_die(&a);
     cl_die(&b);
+}
+
+/* Stops the daemon (our child) until hvd_resume(), so that packets queue. */
+static void hvd_pause(const struct hvd *d)
+{
+    int st;
+
+    assert_int_equal(kill(d->pid, SIGSTOP), 0);
+    assert_int_equal(waitpid(d->pid, &st, WUNTRACED), d->pid);
+    assert_true(WIFSTOPPED(st));
+}
+
+static void hvd_resume(const struct hvd *d)
+{
+    assert_int_equal(kill(d->pid, SIGCONT), 0);
+}
+
+/* One round of the test below: @b maps a page of @a, unmaps it without
+ * waiting, and @a revokes it at once.  @paused: with the daemon stopped
+ * meanwhile and @a's socket made readable before @b's (epoll reports ready
+ * sockets in that order), so that the daemon reads the revoke before the
+ * unmap, unless it drains @b first. */
+static void unmap_then_revoke(const struct hvd *d, struct cl *a, struct cl *b, bool paused)
+{
+    uint32_t r = share_one(a, b->domid, 0), ping, rv;
+    uint8_t req[sizeof(struct hv_grant_refs_req) + sizeof(uint32_t)];
+    struct mapped m;
+    struct msg msg;
+
+    assert_int_equal(cl_map(b, a->domid, &r, 1, 0, &m), 0);
+    close(m.fds[0]);
+    if (!paused) {
+        cl_refs_noreply(b, HV_OP_GRANT_UNMAP, a->domid, &r, 1);
+        assert_int_equal(cl_revoke(a, &r, 1), 0);
+        return;
+    }
+    memcpy(req, &(struct hv_grant_refs_req){ 0, 1, 0, 0 }, sizeof(struct hv_grant_refs_req));
+    memcpy(req + sizeof(struct hv_grant_refs_req), &r, sizeof(r));
+    /* A round trip of @a's after @b's: @b's socket is no longer on the
+     * daemon's ready list when it stops. */
+    assert_int_equal(cl_ping(a), 0);
+    hvd_pause(d);
+    send_req(a->s, HV_OP_PING, ping = ++a->seq, NULL, 0, NULL, 0);
+    cl_refs_noreply(b, HV_OP_GRANT_UNMAP, a->domid, &r, 1);
+    send_req(a->s, HV_OP_GRANT_REVOKE, rv = ++a->seq, req, sizeof(req), NULL, 0);
+    hvd_resume(d);
+    assert_int_equal(cl_reply(a, HV_OP_PING, ping, &msg), 0);
+    assert_int_equal(cl_reply(a, HV_OP_GRANT_REVOKE, rv, &msg), 0);
+}
+
+/* A GRANT_UNMAP sent without waiting, then at once a revoke from another
+ * connection: the daemon handles the mapper's queued unmap before it would
+ * answer -EBUSY, whichever socket it reads first.  Many times, half of them
+ * with the revoke's socket first in the daemon's epoll batch. */
+static void test_hv_noreply_unmap_then_revoke_elsewhere_succeeds(void **state)
+{
+    struct hvd *d = *state;
+    struct cl a, b;
+
+    cl_open(&a, d, -1);
+    cl_open(&b, d, -1);
+    for (int i = 0; i < 200; i++)
+        unmap_then_revoke(d, &a, &b, i % 2);
+    /* No reply came for any of the unmaps: the next is the ping's. */
+    assert_int_equal(cl_ping(&b), 0);
+    cl_die(&a);
+    cl_die(&b);
+}
+
+/* Bad NOREPLY requests are refused without a reply and leave the
+ * connection working; one that would hand out fds is not executed. */
+static void test_hv_noreply_bad_request_no_reply_connection_works(void **state)
+{
+    struct hvd *d = *state;
+    struct cl a, b;
+    struct hv_grant_refs_req bad = { 1, 0, 0, 0 }; /* count 0 */
+    uint32_t r;
+
+    cl_open(&a, d, -1);
+    cl_open(&b, d, -1);
+    r = share_one(&a, b.domid, 0);
+    cl_send_noreply(&b, HV_OP_GRANT_UNMAP, &bad, sizeof(bad)); /* bad payload */
+    cl_send_noreply(&b, HV_OP_PING, "xxxx", 4);                /* PING takes none */
+    cl_refs_noreply(&b, HV_OP_GRANT_UNMAP, a.domid, &r, 1);    /* not mapped */
+    cl_refs_noreply(&b, HV_OP_GRANT_MAP, a.domid, &r, 1);      /* would hand out an fd */
+    cl_send_noreply(&b, 77, NULL, 0);                          /* unknown op */
+    assert_int_equal(cl_ping(&b), 0);
+    assert_int_equal(b.nq, 0);
+    /* The map was refused unexecuted: nothing maps r. */
+    assert_int_equal(cl_revoke(&a, &r, 1), 0);
+    cl_die(&a);
+    cl_die(&b);
+}
+
+/* A dead sharer's domid is free as soon as its last mapper's unmap, sent
+ * without waiting, is on the mapper's socket: even when the daemon reads the
+ * HELLO claiming it first (the claimer's socket is first in the epoll batch:
+ * it sent a refused HELLO just before, with the daemon stopped). */
+static void test_hv_noreply_unmap_frees_dead_sharers_domid(void **state)
+{
+    struct hvd *d = *state;
+    struct hv_hello_req early = { HV_PROTO_VERSION + 1, -1 }, claim = { HV_PROTO_VERSION, -1 };
+    struct cl a, b, w;
+    struct witness x;
+    struct mapped m;
+    struct hv_hello_rsp hr;
+    struct msg msg;
+    uint32_t r;
+
+    cl_open(&w, d, -1);
+    cl_open(&a, d, -1);
+    cl_open(&b, d, -1);
+    claim.want_domid = (int32_t)a.domid;
+    r = share_one(&a, b.domid, 0);
+    assert_int_equal(cl_map(&b, a.domid, &r, 1, 0, &m), 0);
+    close(m.fds[0]);
+    witness_arm(&a, &w, &x);
+    witness_kill(&a, &w, &x);
+    memset(&a, 0, sizeof(a));
+    a.s = sock_connect(d);
+    /* Accepted, and the last socket the daemon read (see unmap_then_revoke). */
+    assert_int_equal(cl_hello(&a, -1, HV_PROTO_VERSION + 1, &hr), -EPROTONOSUPPORT);
+    hvd_pause(d);
+    send_req(a.s, HV_OP_HELLO, 2, &early, sizeof(early), NULL, 0);
+    cl_refs_noreply(&b, HV_OP_GRANT_UNMAP, (uint32_t)claim.want_domid, &r, 1);
+    send_req(a.s, HV_OP_HELLO, 3, &claim, sizeof(claim), NULL, 0);
+    hvd_resume(d);
+    assert_int_equal(cl_reply(&a, HV_OP_HELLO, 2, &msg), -EPROTONOSUPPORT);
+    assert_int_equal(cl_reply(&a, HV_OP_HELLO, 3, &msg), 0);
+    cl_die(&a);
+    cl_die(&b);
+    cl_die(&w);
 }
 
 /* ---- unmap-notify and death ---------------------------------------------------------- */
@@ -1570,7 +1734,8 @@ static void test_hv_refuses_second_daemon(void **state)
 {
     struct hvd *d = *state;
 
-    assert_int_equal(run_daemon(d, NULL), 1);
+    /* HV_EXIT_TAKEN tells the library to wait for the daemon that owns it. */
+    assert_int_equal(run_daemon(d, NULL), HV_EXIT_TAKEN);
     assert_daemon_serves(d);
 }
 
@@ -1676,6 +1841,9 @@ int main(int argc, char **argv)
         T(test_hv_grant_map_shares_memory),
         T(test_hv_grant_read_only_descriptor),
         T(test_hv_grant_revoke_busy_until_unmapped),
+        T(test_hv_noreply_unmap_then_revoke_elsewhere_succeeds),
+        T(test_hv_noreply_bad_request_no_reply_connection_works),
+        T(test_hv_noreply_unmap_frees_dead_sharers_domid),
         T(test_hv_unmap_notify_on_mapper_death),
         T(test_hv_unmap_notify_forgotten_on_unmap),
         T(test_hv_unmap_notify_on_sharer_death),

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -585,6 +586,197 @@ static void test_local_notify_from_thread_while_port_gets_bound(void **state)
     hv_stop(&h);
 }
 
+/* ---- pvabi_evtchn_wait() --------------------------------------------- */
+
+/* A thread sleeping in pvabi_evtchn_wait() on @ctx. */
+struct waiter {
+    pvabi_ctx *ctx;
+    atomic_int tid;  /* the waiter's thread id, once it runs */
+    atomic_int done; /* set once the wait returned */
+    int rc;
+    pvabi_port got[4];
+};
+
+static void *waiter_run(void *arg)
+{
+    struct waiter *w = arg;
+
+    atomic_store(&w->tid, (int)syscall(SYS_gettid));
+    w->rc = pvabi_evtchn_wait(w->ctx, w->got, 4, 30000);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+/* 1 while thread @tid is in an epoll_wait system call (/proc shows it),
+ * or when /proc cannot tell (the test is then weaker, not wrong). */
+static int in_epoll_wait(pid_t tid)
+{
+    char path[64], buf[64] = "";
+    int fd;
+    long nr;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1;
+    if (read(fd, buf, sizeof(buf) - 1) < 0)
+        buf[0] = '\0';
+    close(fd);
+    if (buf[0] < '0' || buf[0] > '9')
+        return 0; /* "running" */
+    nr = strtol(buf, NULL, 10);
+#ifdef SYS_epoll_wait
+    if (nr == SYS_epoll_wait)
+        return 1;
+#endif
+#ifdef SYS_epoll_pwait2
+    if (nr == SYS_epoll_pwait2)
+        return 1;
+#endif
+    return nr == SYS_epoll_pwait;
+}
+
+/* A wait sleeps without the context lock: while it sleeps, another thread
+ * binds, asks states, shares a page and notifies; that notify ends the
+ * wait.  Were the lock held, the bind would block until the wait timed out
+ * and the wait would return 0. */
+static void test_local_wait_sleeps_without_the_lock(void **state)
+{
+    struct waiter w = { 0 };
+    pvabi_port a, b;
+    pvabi_grant *g;
+    pthread_t thread;
+    struct hv h;
+
+    (void)state;
+    hv_start(&h, NULL);
+    assert_int_equal(open_at(&w.ctx, h.sock), 0);
+    assert_int_equal(pthread_create(&thread, NULL, waiter_run, &w), 0);
+    /* Until the waiter sleeps (or has returned, which fails below). */
+    while (!atomic_load(&w.done) && !(atomic_load(&w.tid) && in_epoll_wait(atomic_load(&w.tid))))
+        sched_yield();
+    loopback(w.ctx, &a, &b);
+    assert_int_equal(pvabi_evtchn_state(w.ctx, a), PVABI_EVTCHN_INTERDOMAIN);
+    assert_int_equal(pvabi_grant_share(w.ctx, pvabi_own_domid(w.ctx), 1, 0, &g), 0);
+    assert_int_equal(pvabi_evtchn_notify(w.ctx, b), 0);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    assert_int_equal(w.rc, 1);
+    assert_int_equal(w.got[0], a);
+    assert_int_equal(pvabi_grant_revoke(g), 0);
+    pvabi_close(w.ctx);
+    hv_stop(&h);
+}
+
+/* Waiters in two threads, events for many ports: each reported once. */
+struct multi {
+    pvabi_ctx *ctx;
+    atomic_int reported[64]; /* by port */
+    atomic_int total;
+    int n, bad;
+};
+
+static void *multi_run(void *arg)
+{
+    struct multi *m = arg;
+    pvabi_port got[4];
+
+    while (atomic_load(&m->total) < m->n) {
+        /* The timeout only lets the loop see the total reached. */
+        int k = pvabi_evtchn_wait(m->ctx, got, 4, 100);
+        if (k < 0)
+            m->bad = k;
+        for (int i = 0; i < k; i++) {
+            atomic_fetch_add(&m->reported[got[i] % 64], 1);
+            atomic_fetch_add(&m->total, 1);
+        }
+    }
+    return NULL;
+}
+
+static void test_local_wait_in_two_threads_reports_each_event_once(void **state)
+{
+    enum { N = 16 };
+    struct multi m = { .n = N };
+    pvabi_port a[N], b[N];
+    pthread_t t[2];
+    struct hv h;
+
+    (void)state;
+    hv_start(&h, NULL);
+    assert_int_equal(open_at(&m.ctx, h.sock), 0);
+    for (int i = 0; i < N; i++)
+        loopback(m.ctx, &a[i], &b[i]);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, multi_run, &m), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pvabi_evtchn_notify(m.ctx, b[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(m.bad, 0);
+    assert_int_equal(atomic_load(&m.total), N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(atomic_load(&m.reported[a[i] % 64]), 1);
+    pvabi_close(m.ctx);
+    hv_stop(&h);
+}
+
+/* Events beyond @max stay queued: the next waits return them at once. */
+static void test_local_wait_returns_events_left_beyond_max(void **state)
+{
+    enum { N = 8 };
+    pvabi_port a[N], b[N], got;
+    unsigned seen = 0;
+    struct hv h;
+    pvabi_ctx *ctx;
+
+    (void)state;
+    hv_start(&h, NULL);
+    assert_int_equal(open_at(&ctx, h.sock), 0);
+    for (int i = 0; i < N; i++)
+        loopback(ctx, &a[i], &b[i]);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pvabi_evtchn_notify(ctx, b[i]), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(pvabi_evtchn_wait(ctx, &got, 1, 30000), 1);
+        for (int j = 0; j < N; j++)
+            if (got == a[j])
+                seen |= 1u << j;
+    }
+    assert_int_equal(seen, (1u << N) - 1);
+    assert_int_equal(pvabi_evtchn_wait(ctx, &got, 1, 0), 0);
+    assert_int_equal(readable_now(ctx), 0);
+    pvabi_close(ctx);
+    hv_stop(&h);
+}
+
+/* The daemon dies during a wait: both ends are reported closed, then the
+ * next wait fails at once with -ENOTCONN. */
+static void test_local_wait_daemon_killed_closed_then_enotconn(void **state)
+{
+    pvabi_port a, b, got[4];
+    struct hv h;
+    pvabi_ctx *ctx;
+    int n = 0, status;
+
+    (void)state;
+    hv_start(&h, NULL);
+    assert_int_equal(open_at(&ctx, h.sock), 0);
+    loopback(ctx, &a, &b);
+    kill(h.pid, SIGKILL);
+    assert_int_equal(waitpid(h.pid, &status, 0), h.pid);
+    h.pid = 0;
+    while (n < 2) {
+        int k = pvabi_evtchn_wait(ctx, got + n, 4 - (unsigned)n, 30000);
+        assert_true(k > 0);
+        n += k;
+    }
+    assert_true((got[0] == a && got[1] == b) || (got[0] == b && got[1] == a));
+    assert_int_equal(pvabi_evtchn_state(ctx, a), PVABI_EVTCHN_CLOSED);
+    assert_int_equal(pvabi_evtchn_wait(ctx, got, 4, 30000), -ENOTCONN);
+    pvabi_close(ctx);
+    hv_stop(&h);
+}
+
 /* As Xen's gntdev: a read-only mapping cannot clear a byte on unmap. */
 static void test_local_map_notify_byte_on_ro_mapping_einval(void **state)
 {
@@ -682,6 +874,10 @@ int main(void)
         T(test_local_broken_daemon_reply_ends_connection),
         T(test_local_pending_keeps_events_beyond_max),
         T(test_local_notify_from_thread_while_port_gets_bound),
+        T(test_local_wait_sleeps_without_the_lock),
+        T(test_local_wait_in_two_threads_reports_each_event_once),
+        T(test_local_wait_returns_events_left_beyond_max),
+        T(test_local_wait_daemon_killed_closed_then_enotconn),
         T(test_local_map_notify_byte_on_ro_mapping_einval),
         T(test_local_fd_count_restored_after_cycles),
 #undef T

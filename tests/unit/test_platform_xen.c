@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The `xen` platform without Xen: every libxen* function it calls (and the
- * ioctls it makes on their fds) is linked as __wrap_<name> (-Wl,--wrap, see
+ * ioctls and poll() it makes on their fds) is linked as __wrap_<name> (-Wl,--wrap, see
  * meson.build), so these tests drive the public API through the core, the
  * seam and src/platform/xen/, and check what reaches libxen*, how each errno
  * is mapped, and that the log names the failing call.
@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -466,6 +467,35 @@ struct open_opts {
 };
 
 static int evtchn_fd = -1;
+
+/* ---- mock: poll() of the evtchn fd ------------------------------------- */
+
+int __real_poll(struct pollfd *fds, nfds_t nfds, int timeout);
+
+/* The platform's poll() of the evtchn fd (pvabi_evtchn_wait): checks the
+ * timeout, takes the result from will_return() (and an errno when it is
+ * negative).  Any other poll() is the real one. */
+int __wrap_poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+    if (evtchn_fd < 0 || nfds != 1 || fds[0].fd != evtchn_fd)
+        return __real_poll(fds, nfds, timeout);
+    check_expected(timeout);
+    int r = mock_type(int);
+
+    if (r < 0)
+        errno = mock_type(int);
+    fds[0].revents = r > 0 ? POLLIN : 0;
+    return r;
+}
+
+/* Expects one poll() of the evtchn fd with a timeout in [@lo, @hi]. */
+static void expect_poll(int lo, int hi, int result, int err)
+{
+    expect_in_range(__wrap_poll, timeout, lo, hi);
+    will_return(__wrap_poll, result);
+    if (result < 0)
+        will_return(__wrap_poll, err);
+}
 
 /* Queues the mock answers of a successful pvabi_open("xen"). */
 static void queue_open(const struct open_opts *o)
@@ -938,8 +968,9 @@ static void test_evtchn_pending_drains_until_eagain_and_skips_unknown_ports(void
     uint64_t rx;
 
     (void)state;
+    /* Three of eight: the core does not ask again (that would be a read()
+     * more per wake-up), so one EAGAIN ends the call. */
     queue_pending(fired, 3, EAGAIN);
-    queue_pending(NULL, 0, EAGAIN); /* the core asks until the platform has none */
     assert_int_equal(pvabi_evtchn_pending(ctx, got, 8), 2);
     assert_int_equal(got[0], 5);
     assert_int_equal(got[1], 6);
@@ -961,7 +992,6 @@ static void test_evtchn_pending_stops_at_max_and_resumes(void **state)
     queue_pending(ours, 2, 0); /* only two reads: the third port waits */
     assert_int_equal(pvabi_evtchn_pending(ctx, got, 2), 2);
     queue_pending(ours + 2, 1, EAGAIN);
-    queue_pending(NULL, 0, EAGAIN);
     assert_int_equal(pvabi_evtchn_pending(ctx, got, 2), 1);
     assert_int_equal(got[0], 7);
     close_default(ctx);
@@ -976,7 +1006,6 @@ static void test_evtchn_pending_retries_eintr(void **state)
     (void)state;
     queue_pending(NULL, 0, EINTR);
     queue_pending(ours, 1, EAGAIN);
-    queue_pending(NULL, 0, EAGAIN);
     assert_int_equal(pvabi_evtchn_pending(ctx, got, 2), 1);
     close_default(ctx);
 }
@@ -992,7 +1021,6 @@ static void test_evtchn_pending_error_is_reported_after_the_events(void **state)
     assert_int_equal(pvabi_evtchn_pending(ctx, got, 2), -EIO);
     assert_logged(PVABI_LOG_ERR, "platform xen: xenevtchn_pending: Input/output error");
     queue_pending(ours, 1, EIO); /* the event read before the error is kept */
-    queue_pending(NULL, 0, EIO);
     assert_int_equal(pvabi_evtchn_pending(ctx, got, 2), 1);
     assert_int_equal(got[0], 5);
     close_default(ctx);
@@ -1013,7 +1041,6 @@ static void test_evtchn_pending_overflow_resets_and_reports_every_port(void **st
     assert_int_equal(got[1], 6);
     assert_logged(PVABI_LOG_WARN, "event queue overflowed");
     queue_pending(NULL, 0, EAGAIN);
-    queue_pending(NULL, 0, EAGAIN);
     assert_int_equal(pvabi_evtchn_pending(ctx, got, 2), 1);
     assert_int_equal(got[0], 70);
     /* A reset that fails is reported, and not retried in a loop. */
@@ -1023,6 +1050,106 @@ static void test_evtchn_pending_overflow_resets_and_reports_every_port(void **st
     will_return(__wrap_ioctl, ENOTTY);
     assert_int_equal(pvabi_evtchn_pending(ctx, got, 2), -ENOTTY);
     assert_logged(PVABI_LOG_ERR, "ioctl(IOCTL_EVTCHN_RESET)");
+    close_default(ctx);
+}
+
+/* ---- wait ---------------------------------------------------------------- */
+
+static void test_evtchn_wait_polls_the_fd_then_reads_ports(void **state)
+{
+    static const int ours[] = { 5 };
+    pvabi_ctx *ctx = open_with_ports(ours, 1);
+    pvabi_port got[4];
+    uint64_t rx;
+
+    (void)state;
+    expect_poll(5000, 5000, 1, 0);
+    queue_pending(ours, 1, EAGAIN);
+    assert_int_equal(pvabi_evtchn_wait(ctx, got, 4, 5000), 1);
+    assert_int_equal(got[0], 5);
+    assert_int_equal(pvabi_evtchn_counter(ctx, 5, PVABI_EVTCHN_RECEIVED, &rx), 0);
+    assert_int_equal(rx, 1); /* counted as pending() counts */
+    close_default(ctx);
+}
+
+static void test_evtchn_wait_timeout_returns_zero(void **state)
+{
+    static const int ours[] = { 5 };
+    pvabi_ctx *ctx = open_with_ports(ours, 1);
+    pvabi_port got[4];
+
+    (void)state;
+    expect_poll(50, 50, 0, 0);
+    queue_pending(NULL, 0, EAGAIN); /* one last look, as pending() */
+    assert_int_equal(pvabi_evtchn_wait(ctx, got, 4, 50), 0);
+    expect_poll(0, 0, 0, 0);
+    queue_pending(NULL, 0, EAGAIN);
+    assert_int_equal(pvabi_evtchn_wait(ctx, got, 4, 0), 0);
+    close_default(ctx);
+}
+
+/* A wake-up with nothing to report (here a port we do not hold) does not
+ * end the wait: it sleeps again for what is left of the timeout. */
+static void test_evtchn_wait_sleeps_again_after_an_empty_wake_up(void **state)
+{
+    static const int ours[] = { 5 }, stranger[] = { 9 };
+    pvabi_ctx *ctx = open_with_ports(ours, 1);
+    pvabi_port got[4];
+
+    (void)state;
+    expect_poll(10000, 10000, 1, 0);
+    queue_pending(stranger, 1, EAGAIN);
+    expect_poll(1, 10000, 1, 0);
+    queue_pending(ours, 1, EAGAIN);
+    assert_int_equal(pvabi_evtchn_wait(ctx, got, 4, 10000), 1);
+    assert_int_equal(got[0], 5);
+    close_default(ctx);
+}
+
+static void test_evtchn_wait_poll_errors_are_returned(void **state)
+{
+    pvabi_ctx *ctx = open_default();
+    pvabi_port got[4];
+
+    (void)state;
+    expect_poll(100, 100, -1, EINTR);
+    assert_int_equal(pvabi_evtchn_wait(ctx, got, 4, 100), -EINTR);
+    expect_poll(100, 100, -1, ENOMEM);
+    assert_int_equal(pvabi_evtchn_wait(ctx, got, 4, 100), -ENOMEM);
+    assert_logged(PVABI_LOG_ERR, "platform xen: poll(evtchn fd");
+    close_default(ctx);
+}
+
+static void test_evtchn_wait_bad_arguments_einval(void **state)
+{
+    pvabi_ctx *ctx = open_default();
+    pvabi_port got[4];
+
+    (void)state;
+    /* Neither poll() nor libxenevtchn is reached. */
+    assert_int_equal(pvabi_evtchn_wait(ctx, got, 4, -1), -EINVAL);
+    assert_int_equal(pvabi_evtchn_wait(ctx, NULL, 4, 0), -EINVAL);
+    assert_int_equal(pvabi_evtchn_wait(ctx, got, 0, 0), -EINVAL);
+    assert_int_equal(pvabi_evtchn_wait(NULL, got, 4, 0), -EINVAL);
+    close_default(ctx);
+}
+
+/* Ports still to replay after an overflow are not on the fd: a wait
+ * returns them without sleeping (no poll() is expected here). */
+static void test_evtchn_wait_replay_after_overflow_does_not_sleep(void **state)
+{
+    static const int ours[] = { 5, 6, 70 };
+    pvabi_ctx *ctx = open_with_ports(ours, 3);
+    pvabi_port got[2];
+
+    (void)state;
+    queue_pending(NULL, 0, EFBIG);
+    expect_value(__wrap_ioctl, request, IOCTL_EVTCHN_RESET);
+    will_return(__wrap_ioctl, 0);
+    assert_int_equal(pvabi_evtchn_pending(ctx, got, 2), 2);
+    queue_pending(NULL, 0, EAGAIN);
+    assert_int_equal(pvabi_evtchn_wait(ctx, got, 2, 10000), 1);
+    assert_int_equal(got[0], 70);
     close_default(ctx);
 }
 
@@ -1513,6 +1640,13 @@ static void test_errno_is_left_untouched(void **state)
     queue_pending(NULL, 0, EAGAIN);
     assert_int_equal(pvabi_evtchn_pending(ctx, &p, 1), 0);
     assert_int_equal(errno, 1234);
+    expect_poll(0, 0, 0, 0);
+    queue_pending(NULL, 0, EAGAIN);
+    assert_int_equal(pvabi_evtchn_wait(ctx, &p, 1, 0), 0);
+    assert_int_equal(errno, 1234);
+    expect_poll(0, 0, -1, ENOMEM);
+    assert_int_equal(pvabi_evtchn_wait(ctx, &p, 1, 0), -ENOMEM);
+    assert_int_equal(errno, 1234);
     close_default(ctx);
     assert_int_equal(errno, 1234);
     will_return(__wrap_xenevtchn_open, NULL);
@@ -1550,6 +1684,12 @@ int main(void)
         T(test_evtchn_pending_retries_eintr),
         T(test_evtchn_pending_error_is_reported_after_the_events),
         T(test_evtchn_pending_overflow_resets_and_reports_every_port),
+        T(test_evtchn_wait_polls_the_fd_then_reads_ports),
+        T(test_evtchn_wait_timeout_returns_zero),
+        T(test_evtchn_wait_sleeps_again_after_an_empty_wake_up),
+        T(test_evtchn_wait_poll_errors_are_returned),
+        T(test_evtchn_wait_bad_arguments_einval),
+        T(test_evtchn_wait_replay_after_overflow_does_not_sleep),
         T(test_evtchn_unmask_and_unbind_map_errors),
         T(test_evtchn_state_is_refined_by_evtchnop_status),
         T(test_evtchn_state_without_privcmd_is_what_we_saw),

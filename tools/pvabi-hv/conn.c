@@ -34,6 +34,7 @@ struct hv_op_desc {
     uint32_t len;  /* exact payload length; with refs, the part before them */
     bool refs;     /* followed by `count` uint32_t refs (1..HV_REFS_MAX) */
     unsigned nfds; /* fds the op takes */
+    bool noreply;  /* HV_F_NOREPLY allowed: the reply is only a status */
 };
 
 static int32_t op_ping(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *rs)
@@ -43,23 +44,24 @@ static int32_t op_ping(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *rs)
 }
 
 static const struct hv_op_desc op_table[] = {
-    [HV_OP_HELLO] = { "HELLO", hv_op_hello, sizeof(struct hv_hello_req), false, 0 },
+    [HV_OP_HELLO] = { "HELLO", hv_op_hello, sizeof(struct hv_hello_req), false, 0, false },
     [HV_OP_EVTCHN_ALLOC] = { "EVTCHN_ALLOC", hv_op_evtchn_alloc, sizeof(struct hv_evtchn_alloc_req),
-                             false, 0 },
+                             false, 0, false },
     [HV_OP_EVTCHN_BIND] = { "EVTCHN_BIND", hv_op_evtchn_bind, sizeof(struct hv_evtchn_bind_req),
-                            false, 0 },
+                            false, 0, false },
     [HV_OP_EVTCHN_CLOSE] = { "EVTCHN_CLOSE", hv_op_evtchn_close, sizeof(struct hv_evtchn_close_req),
-                             false, 0 },
+                             false, 0, true },
     [HV_OP_GRANT_SHARE] = { "GRANT_SHARE", hv_op_grant_share, sizeof(struct hv_grant_share_req),
-                            false, 1 },
+                            false, 1, false },
     [HV_OP_GRANT_REVOKE] = { "GRANT_REVOKE", hv_op_grant_revoke, sizeof(struct hv_grant_refs_req),
-                             true, 0 },
-    [HV_OP_GRANT_MAP] = { "GRANT_MAP", hv_op_grant_map, sizeof(struct hv_grant_refs_req), true, 0 },
+                             true, 0, true },
+    [HV_OP_GRANT_MAP] = { "GRANT_MAP", hv_op_grant_map, sizeof(struct hv_grant_refs_req), true, 0,
+                          false },
     [HV_OP_GRANT_UNMAP] = { "GRANT_UNMAP", hv_op_grant_unmap, sizeof(struct hv_grant_refs_req),
-                            true, 0 },
+                            true, 0, true },
     [HV_OP_UNMAP_NOTIFY] = { "UNMAP_NOTIFY", hv_op_unmap_notify, sizeof(struct hv_unmap_notify_req),
-                             false, 0 },
-    [HV_OP_PING] = { "PING", op_ping, 0, false, 0 },
+                             false, 0, true },
+    [HV_OP_PING] = { "PING", op_ping, 0, false, 0, true },
 };
 
 static const struct hv_op_desc *op_find(uint16_t op)
@@ -316,14 +318,16 @@ static int32_t check_request(const struct hv_dom *d, const struct hv_req *rq, ui
     const char *what = NULL;
     int32_t status = -EPROTO;
 
-    if (rq->h.flags != 0 || rq->h.status != 0)
-        what = "flags or status set in a request";
+    if ((rq->h.flags & ~HV_F_NOREPLY) || rq->h.status != 0)
+        what = "flags other than HV_F_NOREPLY, or a status, set in a request";
     else if (rq->h.len != got)
         what = "header len differs from the payload received";
     else if (rq->h.nfds != rq->nfds)
         what = "header nfds differs from the fds received";
     else if (!op)
         what = "unknown op", status = -ENOSYS;
+    else if ((rq->h.flags & HV_F_NOREPLY) && !op->noreply)
+        what = "HV_F_NOREPLY on an op that hands out more than a status", status = -EINVAL;
     else if (rq->nfds != op->nfds)
         what = "wrong number of fds for this op", status = -EINVAL;
     else if (op->refs ? check_refs_len(rq) != 0 : rq->h.len != op->len)
@@ -335,9 +339,21 @@ static int32_t check_request(const struct hv_dom *d, const struct hv_req *rq, ui
     return status;
 }
 
+/* Says how a handled request went: under HV_F_NOREPLY the log is the only
+ * place a failure shows. */
+static void log_outcome(const struct hv_dom *d, const struct hv_req *rq,
+                        const struct hv_op_desc *op, int32_t status)
+{
+    if (status == 0)
+        hv_debug("%s: %s seq %u: OK", hv_who(d), op->name, rq->h.seq);
+    else if (rq->h.flags & HV_F_NOREPLY)
+        hv_warn("%s: %s seq %u (no reply asked for) failed: %s", hv_who(d), op->name, rq->h.seq,
+                hv_errname(status));
+}
+
 static void dispatch(struct hv_dom *d, struct hv_req *rq, uint32_t got)
 {
-    static struct hv_rsp rs; /* 8 KiB; one request at a time */
+    struct hv_rsp rs; /* 8 KiB, on the stack: a drain nests a request (hv_conn_drain) */
     const struct hv_op_desc *op = op_find(rq->h.op);
     int32_t status;
 
@@ -349,11 +365,12 @@ static void dispatch(struct hv_dom *d, struct hv_req *rq, uint32_t got)
     rs.len = 0;
     rs.nfds = 0;
     status = check_request(d, rq, got, op);
-    if (status == 0)
+    if (status == 0) {
         status = op->fn(d, rq, &rs);
-    if (status == 0)
-        hv_debug("%s: %s seq %u: OK", hv_who(d), op->name, rq->h.seq);
-    reply(d, rq, status, &rs);
+        log_outcome(d, rq, op, status);
+    }
+    if (!(rq->h.flags & HV_F_NOREPLY))
+        reply(d, rq, status, &rs);
 }
 
 /* Why a packet cannot even be parsed, or NULL; such a peer is cut off. */
@@ -374,7 +391,7 @@ static const char *unparseable(const struct msghdr *m, ssize_t n, const struct h
  * the socket is drained, -1 when @d is doomed. */
 static int conn_recv_one(struct hv_dom *d)
 {
-    static uint64_t buf[HV_MSG_MAX / sizeof(uint64_t)];
+    uint64_t buf[HV_MSG_MAX / sizeof(uint64_t)]; /* on the stack, as dispatch()'s reply */
     union hv_cmsg_buf ctl;
     struct iovec iov = { buf, sizeof(buf) };
     struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -403,7 +420,9 @@ static int conn_recv_one(struct hv_dom *d)
         hv_dom_doom(d, "sent an unparseable packet");
         return -1;
     }
+    d->in_request = true;
     dispatch(d, &rq, (uint32_t)((size_t)n - sizeof(rq.h)));
+    d->in_request = false;
     close_fds(rq.fds, rq.nfds);
     return d->state == DOM_NEW || d->state == DOM_LIVE ? 1 : -1;
 }
@@ -418,6 +437,23 @@ void hv_conn_event(struct hv_dom *d, uint32_t events)
     for (int i = 0; i < MSGS_PER_WAKE && !d->outq; i++)
         if (conn_recv_one(d) <= 0)
             return;
+}
+
+bool hv_conn_drain(struct hv_dom *d)
+{
+    /* @d's later requests must not overtake the one being handled, and a
+     * chain of drains must not grow the stack without bound. */
+    if (d->in_request || hv.drain_depth >= HV_DRAIN_DEPTH)
+        return false;
+    hv.drain_depth++;
+    /* Unlike hv_conn_event(), read even while replies wait in the output
+     * queue: a library client has at most one request with a reply in
+     * flight, so this adds at most that reply to the queue. */
+    for (int i = 0; i < HV_DRAIN_MAX && (d->state == DOM_NEW || d->state == DOM_LIVE); i++)
+        if (conn_recv_one(d) <= 0)
+            break;
+    hv.drain_depth--;
+    return true;
 }
 
 /* ---- accepting and closing ---------------------------------------------- */

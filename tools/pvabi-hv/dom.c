@@ -6,7 +6,6 @@
  * survivors see a consistent picture when they wake.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +66,25 @@ static int32_t domid_alloc(uint32_t *domid)
     return -ENOSPC;
 }
 
+/* True if the domain holding @domid lets it go once what it (live: its
+ * hang-up) or the domains mapping its grants (a zombie: their unmaps) have
+ * already sent is handled: a process that saw the death or the unmaps can
+ * claim the domid at once. */
+static bool holder_gone(uint32_t domid)
+{
+    struct hv_dom *h = hv.doms[domid];
+
+    if (h->state == DOM_LIVE)
+        hv_dom_gone(h);
+    else if (h->state == DOM_DOOMED)
+        hv_reap();
+    /* Dead now, perhaps: then its grants hold the domid until unmapped. */
+    h = hv.doms[domid];
+    if (h && h->state == DOM_ZOMBIE)
+        hv_grant_drain_mappers(h, NULL, 0);
+    return !hv.doms[domid];
+}
+
 static int32_t domid_pick(const struct hv_dom *d, int32_t want, uint32_t *domid)
 {
     if (want == -1)
@@ -76,7 +94,7 @@ static int32_t domid_pick(const struct hv_dom *d, int32_t want, uint32_t *domid)
     if ((uint32_t)want == hv.priv_domid && !uid_allowed(d->uid))
         return -EPERM;
     /* A zombie still holds its domid: its grants are named by it. */
-    if (hv.doms[want])
+    if (hv.doms[want] && !holder_gone((uint32_t)want))
         return -EADDRINUSE;
     *domid = (uint32_t)want;
     return 0;
@@ -154,28 +172,14 @@ void hv_free_released(void)
     }
 }
 
-static bool hung_up(const struct hv_dom *d)
-{
-    struct pollfd p = { .fd = d->sock, .events = POLLRDHUP };
-
-    return d->sock >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
-}
-
 bool hv_dom_gone(struct hv_dom *d)
 {
-    if (!hung_up(d))
-        return false;
-    hv_dom_doom(d, "its process hung up");
-    hv_reap();
-    return true;
-}
-
-void hv_reap_hung_up(void)
-{
-    for (struct hv_dom *d = hv.all; d; d = d->next)
-        if ((d->state == DOM_NEW || d->state == DOM_LIVE) && hung_up(d))
-            hv_dom_doom(d, "its process hung up");
-    hv_reap();
+    /* Reading the socket, rather than polling it for a hang-up, handles
+     * what @d sent before it hung up first, as the loop would have. */
+    hv_conn_drain(d);
+    if (d->state == DOM_DOOMED)
+        hv_reap();
+    return d->state != DOM_NEW && d->state != DOM_LIVE;
 }
 
 static void dom_kill(struct hv_dom *d)

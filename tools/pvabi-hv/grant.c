@@ -285,8 +285,9 @@ int32_t hv_op_grant_revoke(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *r
     refs_read(rq, &req, refs);
     status = revoke_check(d, &req, refs, g);
     if (status == -EBUSY) {
-        /* A mapper may be dead with its hang-up not yet handled. */
-        hv_reap_hung_up();
+        /* A mapper may have unmapped without waiting (HV_F_NOREPLY), or
+         * died, and then told us: what it sent waits on its socket. */
+        hv_grant_drain_mappers(d, refs, req.count);
         status = revoke_check(d, &req, refs, g);
     }
     if (status) {
@@ -298,6 +299,49 @@ int32_t hv_op_grant_revoke(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *r
     for (uint32_t i = 0; i < req.count; i++)
         hv_grant_free(g[i]);
     return 0;
+}
+
+/* ---- draining the mappers ------------------------------------------------ */
+
+#define MAPPERS_PER_PASS 16
+
+/* Up to @max live domains not stamped @stamp yet that map one of @refs of
+ * @s (any grant of @s when @refs is NULL), stamped now. */
+static unsigned mappers_find(struct hv_dom *s, const uint32_t *refs, uint32_t count, uint32_t stamp,
+                             struct hv_dom **out, unsigned max)
+{
+    uint32_t n = refs ? count : s->ngnt;
+    unsigned k = 0;
+
+    for (uint32_t i = 0; i < n && k < max; i++) {
+        struct hv_grant *g = hv_grant_get(s, refs ? refs[i] : i);
+        struct hv_dom *m = g && g->maps ? hv_dom_live(g->grantee) : NULL;
+
+        if (m && m->drain_stamp != stamp) {
+            m->drain_stamp = stamp;
+            out[k++] = m;
+        }
+    }
+    return k;
+}
+
+void hv_grant_drain_mappers(struct hv_dom *s, const uint32_t *refs, uint32_t count)
+{
+    struct hv_dom *m[MAPPERS_PER_PASS];
+    uint32_t stamp = ++hv.drain_stamp;
+    unsigned n;
+
+    if (stamp == 0)
+        stamp = hv.drain_stamp = 1; /* 0 is every new domain's */
+    /* Collected before draining: a drained request can free grants of @s
+     * (a zombie's, when unmapped), and even @s's tables; the stamps make
+     * each pass find new domains only. */
+    do {
+        n = mappers_find(s, refs, count, stamp, m, MAPPERS_PER_PASS);
+        for (unsigned i = 0; i < n; i++)
+            hv_conn_drain(m[i]);
+        hv_reap();
+    } while (n == MAPPERS_PER_PASS);
 }
 
 /* ---- GRANT_MAP / GRANT_UNMAP -------------------------------------------- */

@@ -6,10 +6,20 @@
  * - A struct dom exists from accept() until its connection is gone AND none
  *   of its grants is still mapped; in between it is a zombie that keeps its
  *   domid, so (domid, ref) names one grant for as long as anyone maps it.
- * - A domain never dies in the middle of a request: every death (EOF, a send
- *   that would block, a protocol violation) only marks it doomed, and
- *   hv_reap() runs the deaths after the current epoll batch.  So pointers
- *   held by a handler or by the epoll batch stay valid.
+ * - A death (EOF, a send that would block, a protocol violation) only marks
+ *   the domain doomed; hv_reap() runs the deaths after the current epoll
+ *   batch, or inside a request that must see them first (a refusal that a
+ *   drain, below, may avert).  A reaped domain is only unlinked, and freed
+ *   at the end of the batch (hv_free_released), so pointers held by a
+ *   handler or by the epoll batch stay valid; a handler that reaps looks its
+ *   objects up again afterwards.
+ * - Draining: before refusing a request because of another domain's mapping
+ *   or life, a handler first handles what that domain has already sent
+ *   (hv_conn_drain): a client that unmapped without waiting for the reply
+ *   (HV_F_NOREPLY), or died, and then told its peer, must be seen to have
+ *   done so.  A drain nests a request inside another, so it never reads a
+ *   domain that is itself in the middle of a request (its later requests
+ *   must wait for its reply), and nests at most HV_DRAIN_DEPTH deep.
  * - A grant has at most one mapping domain: the live domain whose domid is
  *   the grantee (a dead mapper's mappings are dropped at its death).
  */
@@ -27,12 +37,16 @@
 #define HV_DOMID_LIMIT 32752u
 #define HV_DOMID_NONE  UINT32_MAX
 #define HV_ALLOW_MAX   64 /* --allow-uid entries */
-/* Exit status when another daemon owns (or is starting on) the socket: the
- * library then waits for that one instead of failing. */
-#define HV_EXIT_TAKEN 3
 /* Packets queued for a domain that is not reading: room for a notice about
  * every one of its ports at once (a peer with all of them died), and some. */
 #define HV_OUTQ_MAX (HV_PORTS_MAX + 64)
+/* Packets one drain handles at most: more than a socket holds at the
+ * default buffer sizes, so a drain reaches everything already sent, while a
+ * domain that keeps sending cannot keep the daemon in one. */
+#define HV_DRAIN_MAX 1024
+/* Drains nested inside requests handled by drains, at most; a chain of
+ * domains each waiting on the next is this long before a drain is skipped. */
+#define HV_DRAIN_DEPTH 8
 
 /* ---- logging (log.c) ------------------------------------------------ */
 
@@ -43,9 +57,12 @@ void hv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* "EPERM" for -EPERM: what a status means, for log lines. */
 const char *hv_errname(int status);
 
-#define hv_warn(...)  hv_log(HV_LOG_WARN, __VA_ARGS__)
-#define hv_info(...)  hv_log(HV_LOG_INFO, __VA_ARGS__)
-#define hv_debug(...) hv_log(HV_LOG_DEBUG, __VA_ARGS__)
+/* info and debug evaluate their arguments (hv_who()'s formatting, say) only
+ * when the line is logged: every successful request logs at debug. */
+#define hv_warn(...) hv_log(HV_LOG_WARN, __VA_ARGS__)
+#define hv_info(...) ((void)(hv_log_level >= HV_LOG_INFO && (hv_log(HV_LOG_INFO, __VA_ARGS__), 1)))
+#define hv_debug(...)                                                                              \
+    ((void)(hv_log_level >= HV_LOG_DEBUG && (hv_log(HV_LOG_DEBUG, __VA_ARGS__), 1)))
 
 /* ---- objects ---------------------------------------------------------- */
 
@@ -131,6 +148,9 @@ struct hv_dom {
 
     struct hv_grant *mapped; /* grants this domain maps */
 
+    bool in_request;      /* one of its requests is being handled: not drained */
+    uint32_t drain_stamp; /* hv.drain_stamp when last picked for a drain */
+
     struct hv_out *outq, *outq_tail; /* what the socket would not take yet */
     uint32_t outq_len;
 
@@ -155,6 +175,8 @@ struct hv_state {
     struct hv_dom *all;
     struct hv_dom *doomed;
     struct hv_dom *released; /* freed at the end of the epoll batch */
+    unsigned drain_depth;    /* drains in progress, nested */
+    uint32_t drain_stamp;    /* one per hv_grant_drain_mappers() */
     struct hv_dom *doms[HV_DOMID_LIMIT];
 };
 
@@ -187,6 +209,11 @@ const char *hv_op_name(uint16_t op);
 void hv_conn_accept(void);
 void hv_conn_event(struct hv_dom *d, uint32_t events);
 void hv_conn_close(struct hv_dom *d);
+/* Handles the requests already waiting on @d's socket (at most HV_DRAIN_MAX),
+ * without blocking; deaths it finds are left doomed for the caller's
+ * hv_reap().  False, with nothing read, when @d is in the middle of a request
+ * or drains nest HV_DRAIN_DEPTH deep. */
+bool hv_conn_drain(struct hv_dom *d);
 void hv_conn_free_queue(struct hv_dom *d);
 
 /* ---- domains (dom.c) ---------------------------------------------------- */
@@ -197,12 +224,11 @@ int32_t hv_op_hello(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *rs);
 struct hv_dom *hv_dom_live(uint32_t domid);
 void hv_dom_doom(struct hv_dom *d, const char *why);
 void hv_reap(void);
-/* True (and @d reaped) if @d's process has already hung up: a client that
- * waited for a death must find the domain dead even when the hang-up comes
- * later in this epoll batch than its request. */
+/* True (and @d reaped) if @d's process has already hung up, after handling
+ * the requests it sent before: a client that waited for a death must find the
+ * domain dead even when the hang-up comes later in this epoll batch than its
+ * request. */
 bool hv_dom_gone(struct hv_dom *d);
-/* Reaps every domain whose process has hung up. */
-void hv_reap_hung_up(void);
 void hv_dom_release_if_done(struct hv_dom *d);
 /* Frees the domains released during this epoll batch (its events may still
  * point at them, so they are only unlinked until then). */
@@ -233,6 +259,10 @@ struct hv_grant *hv_grant_get(struct hv_dom *sharer, uint32_t ref);
 /* Frees one grant (its ref, and its memfd when its last grant goes). */
 void hv_grant_free(struct hv_grant *g);
 void hv_grant_unlink_mapper(struct hv_dom *mapper, struct hv_grant *g);
+/* Drains every live domain that maps one of @refs (@count of them) of
+ * @sharer, or any grant of @sharer when @refs is NULL, then reaps the deaths
+ * found.  Grant pointers held across it must be looked up again. */
+void hv_grant_drain_mappers(struct hv_dom *sharer, const uint32_t *refs, uint32_t count);
 void hv_notify_run(struct hv_dom *owner, struct hv_grant *g, const struct hv_notify *n);
 /* The death of @d, in the order hv_reap() calls them. */
 void hv_grant_run_death_notifies(struct hv_dom *d);

@@ -247,5 +247,6 @@ int pvabi__lc_connect(pvabi_ctx *ctx, struct lc *lc, const char *arg)
     if (rc < 0)
         return rc;
     lc->sock = rc;
-    return hello(ctx, lc);
+    rc = pvabi__lc_wire_setup(ctx, lc);
+    return rc < 0 ? rc : hello(ctx, lc);
 }

@@ -267,14 +267,17 @@ static unsigned run_end(const struct hv_grant_map_slot *slot, unsigned count, un
     return j;
 }
 
-/* Maps @n pages from @s on at @at.  The fd must hold them and be sealed
- * against shrinking: else a sharer could truncate it and turn our accesses
- * into SIGBUS.  The daemon checks this; a daemon bug must not crash us. */
-static int map_run(pvabi_ctx *ctx, uint8_t *at, const struct hv_grant_map_slot *s, unsigned n,
+/* Maps @n pages from @s on: at *@at inside a reservation, or (*@at NULL)
+ * wherever the kernel puts them, *@at then set.  The fd must hold the pages
+ * and be sealed against shrinking: else a sharer could truncate it and turn
+ * our accesses into SIGBUS.  The daemon checks this; a daemon bug must not
+ * crash us. */
+static int map_run(pvabi_ctx *ctx, uint8_t **at, const struct hv_grant_map_slot *s, unsigned n,
                    const int *fds, unsigned nfds, int prot)
 {
     uint64_t end = ((uint64_t)s->page + n) * HV_PAGE_SIZE;
     struct stat st;
+    void *p;
     int fd, seals;
 
     if (s->fd_index >= nfds) {
@@ -290,24 +293,32 @@ static int map_run(pvabi_ctx *ctx, uint8_t *at, const struct hv_grant_map_slot *
                    s->page, s->page + n - 1);
         return -EPROTO;
     }
-    if (mmap(at, bytes(n), prot, MAP_SHARED | MAP_FIXED, fd, (off_t)s->page * HV_PAGE_SIZE) ==
-        MAP_FAILED) {
+    p = mmap(*at, bytes(n), prot, MAP_SHARED | (*at ? MAP_FIXED : 0), fd,
+             (off_t)s->page * HV_PAGE_SIZE);
+    if (p == MAP_FAILED) {
         int rc = -errno;
         pvabi__err(ctx, "grant map: mmap of %u pages: %s", n, strerror(errno));
         return rc;
     }
+    *at = p;
     return 0;
 }
 
-/* Maps the pages a GRANT_MAP reply describes into one reserved range, one
- * mmap per run; all or nothing. */
+/* Maps the pages a GRANT_MAP reply describes, contiguously; all or nothing. */
 static int map_slots(pvabi_ctx *ctx, struct lc_pages *mp, const struct hv_grant_map_slot *slot,
                      const int *fds, unsigned nfds)
 {
     int prot = PROT_READ | (mp->readonly ? 0 : PROT_WRITE);
-    uint8_t *base;
+    uint8_t *base = NULL;
 
-    /* Reserve the whole range first so the runs land contiguously. */
+    /* The common case, a batch shared at once: one run of one memfd, one
+     * mmap wherever the kernel likes. */
+    if (run_end(slot, mp->count, 0) == mp->count) {
+        int rc = map_run(ctx, &base, slot, mp->count, fds, nfds, prot);
+        mp->addr = base;
+        return rc;
+    }
+    /* Else reserve the whole range first so the runs land contiguously. */
     base =
         mmap(NULL, bytes(mp->count), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED) {
@@ -317,7 +328,8 @@ static int map_slots(pvabi_ctx *ctx, struct lc_pages *mp, const struct hv_grant_
     }
     for (unsigned i = 0, j; i < mp->count; i = j) {
         j = run_end(slot, mp->count, i);
-        int rc = map_run(ctx, base + bytes(i), &slot[i], j - i, fds, nfds, prot);
+        uint8_t *at = base + bytes(i);
+        int rc = map_run(ctx, &at, &slot[i], j - i, fds, nfds, prot);
         if (rc < 0) {
             munmap(base, bytes(mp->count));
             return rc;
@@ -327,10 +339,15 @@ static int map_slots(pvabi_ctx *ctx, struct lc_pages *mp, const struct hv_grant_
     return 0;
 }
 
+/* GRANT_UNMAP without waiting for the reply: the daemon handles our requests
+ * in order, so our next one (a map of the same refs, say) comes after it; and
+ * it handles what we sent before it refuses a revoke with -EBUSY, so a sharer
+ * we tell afterwards, by any means, can revoke at once.  A refusal (a daemon
+ * that disagrees about what we map) is only in the daemon's log. */
 static int unmap_at_daemon(pvabi_ctx *ctx, struct lc *lc, const struct lc_pages *mp)
 {
     struct lc_refs_buf b;
-    return call_plain(ctx, lc, HV_OP_GRANT_UNMAP, b.w, refs_req_pages(&b, 0, mp));
+    return pvabi__lc_send(ctx, lc, HV_OP_GRANT_UNMAP, b.w, refs_req_pages(&b, 0, mp));
 }
 
 static void status_fill(int *status, unsigned count, int rc)
@@ -433,7 +450,8 @@ int pvabi__lc_grant_unmap(pvabi_ctx *ctx, void *plat, void *handle)
     if (rc < 0)
         pvabi__err(ctx, "grant unmap of refs %u.. of domain %u: %s (unmapped here all the same)",
                    mp->page[0].ref, mp->domid, strerror(-rc));
-    /* After GRANT_UNMAP: a sharer woken by this event can revoke at once. */
+    /* After GRANT_UNMAP is on the socket: a sharer woken by this event can
+     * revoke at once (the daemon reads our socket before saying -EBUSY). */
     notify_ports(ctx, lc, mp);
     pages_free(mp);
     return rc;
@@ -479,7 +497,7 @@ static int copy_seg(pvabi_ctx *ctx, struct lc *lc, struct pvabi_grant_copy_seg *
     rc = copy_io(ctx, seg, fd, slot.page);
     close(fd);
     b.w[2] = 0; /* GRANT_UNMAP: readonly is not used */
-    call_plain(ctx, lc, HV_OP_GRANT_UNMAP, b.w, len);
+    pvabi__lc_send(ctx, lc, HV_OP_GRANT_UNMAP, b.w, len);
     return rc;
 }
 

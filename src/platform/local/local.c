@@ -111,6 +111,7 @@ const struct pvabi_platform_ops pvabi__platform_local = {
     .evtchn_unbind = pvabi__lc_evtchn_unbind,
     .evtchn_notify = pvabi__lc_evtchn_notify,
     .evtchn_pending = pvabi__lc_evtchn_pending,
+    .evtchn_wait = pvabi__lc_evtchn_wait,
     .evtchn_unmask = pvabi__lc_evtchn_unmask,
     .evtchn_state = pvabi__lc_evtchn_state,
     .grant_share = pvabi__lc_grant_share,

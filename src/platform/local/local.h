@@ -5,9 +5,11 @@
  * connecting and starting it (connect.c, spawn.c), the event-channel ports
  * (ports.c) and the grants (grants.c).
  *
- * Locking: the core holds ctx->lock around every op but evtchn_notify, so
- * everything here is used by one thread at a time except the two atomic
- * fields of struct lc_port, which notify reads without the lock.
+ * Locking: the core holds ctx->lock around every op but evtchn_notify and
+ * evtchn_wait, so everything here is used by one thread at a time except
+ * the two atomic fields of struct lc_port, which notify reads without the
+ * lock, and epfd, which wait sleeps on without it (set at open, closed at
+ * close, never changed in between).
  */
 #ifndef PVABI_LOCAL_H
 #define PVABI_LOCAL_H
@@ -23,9 +25,9 @@
 
 /* The longest any wait for the daemon may take: a reply, or a start. */
 #define LC_TIMEOUT_MS 10000
-/* pvabi-hv's exit status when another daemon owns or is starting on the
- * socket (HV_EXIT_TAKEN in tools/pvabi-hv/hv.h). */
-#define LC_HV_EXIT_TAKEN 3
+/* How far past its deadline a blocking receive may run before the socket's
+ * receive timeout is refitted to the time left (wire.c). */
+#define LC_RCVTIMEO_SLACK_MS 2
 
 /* epoll data of the context fd's members that are not ports (port 0 is never
  * valid, so it can name the socket). */
@@ -45,8 +47,11 @@ struct lc_port {
 };
 
 /* Events the caller has yet to collect: a ring of fixed size.  It never
- * overflows: it only fills from an empty state by one epoll harvest
- * (LC_HARVEST_MAX events) plus at most one `closed` event per live port. */
+ * overflows: a port is masked from the moment an event or `closed` of it is
+ * queued until the caller unmasks it, so real events are one per port at
+ * most, and spurious ones are queued only while fewer than LC_HARVEST_MAX
+ * events wait.  (pending() harvests only into an empty queue; concurrent
+ * waiters of pvabi_evtchn_wait() may each add a harvest.) */
 #define LC_HARVEST_MAX 64u
 #define LC_QUEUE_CAP   (HV_PORTS_MAX + LC_HARVEST_MAX)
 
@@ -81,12 +86,14 @@ struct lc_pages {
 };
 
 struct lc {
-    int sock;       /* the daemon connection; -1 once it is gone */
-    int epfd;       /* pvabi_fd(): the socket, the wake fd, every port's eventfd */
-    int wake_fd;    /* readable while the queue holds events */
-    int wake_armed; /* wake_fd has a count */
-    uint32_t seq;   /* last request number */
-    pid_t child;    /* a started daemon not yet collected, or 0 */
+    int sock;            /* the daemon connection, blocking; -1 once it is gone */
+    int64_t rcvtimeo_ms; /* its SO_RCVTIMEO */
+    int epfd;            /* pvabi_fd(): the socket, the wake fd, every port's eventfd */
+    int wake_fd;         /* readable while the queue holds events */
+    int wake_armed;      /* wake_fd has a count */
+    int wake_deferred;   /* harvesting: queue_push leaves wake_fd to the end */
+    uint32_t seq;        /* last request number */
+    pid_t child;         /* a started daemon not yet collected, or 0 */
     pvabi_domid domid;
     struct lc_port *ports; /* HV_PORTS_MAX slots, never moved: notify reads it unlocked */
     struct lc_pages *shares, *maps;
@@ -106,6 +113,14 @@ struct lc {
  * -errno of a send the daemon never saw. */
 int pvabi__lc_call(pvabi_ctx *ctx, struct lc *lc, uint16_t op, const void *req, size_t len,
                    const int *fds, unsigned nfds, struct lc_msg **rsp);
+/* Sends request @op (no fds) flagged HV_F_NOREPLY: the daemon handles it in
+ * order with our other requests but answers nothing, only logging a failure.
+ * Waits only while the socket is full (up to LC_TIMEOUT_MS, applying
+ * notices).  Returns 0, or the transport errors of pvabi__lc_call(). */
+int pvabi__lc_send(pvabi_ctx *ctx, struct lc *lc, uint16_t op, const void *req, size_t len);
+/* Makes the connected socket blocking with SO_RCVTIMEO LC_TIMEOUT_MS, so that
+ * waiting for a reply is one recvmsg.  Returns 0 or a negative errno. */
+int pvabi__lc_wire_setup(pvabi_ctx *ctx, struct lc *lc);
 /* Checks a reply's payload length and fd count; on a mismatch calls
  * pvabi__lc_bad_reply() and returns 0. */
 int pvabi__lc_reply_ok(pvabi_ctx *ctx, struct lc *lc, struct lc_msg *m, size_t len, unsigned nfds);
@@ -138,6 +153,7 @@ int pvabi__lc_evtchn_bind(pvabi_ctx *ctx, void *plat, pvabi_domid remote, pvabi_
 int pvabi__lc_evtchn_unbind(pvabi_ctx *ctx, void *plat, pvabi_port port);
 int pvabi__lc_evtchn_notify(pvabi_ctx *ctx, void *plat, pvabi_port port);
 int pvabi__lc_evtchn_pending(pvabi_ctx *ctx, void *plat, struct pvabi__event *ev, unsigned max);
+int pvabi__lc_evtchn_wait(pvabi_ctx *ctx, void *plat, int timeout_ms);
 int pvabi__lc_evtchn_unmask(pvabi_ctx *ctx, void *plat, pvabi_port port);
 int pvabi__lc_evtchn_state(pvabi_ctx *ctx, void *plat, pvabi_port port);
 

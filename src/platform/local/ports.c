@@ -41,7 +41,8 @@ static struct lc_port *live(struct lc *lc, pvabi_port port)
 
 /* ---- the queue of events not yet collected ------------------------------ */
 
-/* Keeps the wake eventfd readable exactly while the queue holds events. */
+/* Keeps the wake eventfd readable exactly while the queue holds events
+ * (outside the calls that defer it, see queue_push). */
 static void wake_update(pvabi_ctx *ctx, struct lc *lc)
 {
     uint64_t v = 1;
@@ -68,10 +69,19 @@ static void queue_push(pvabi_ctx *ctx, struct lc *lc, pvabi_port port, int spuri
         pvabi__err(ctx, "local platform: event queue full: event of port %u lost", port);
         return;
     }
+    if (spurious && q->len >= LC_QUEUE_CAP - HV_PORTS_MAX) {
+        /* Keeps the room that real events may need (see LC_QUEUE_CAP); a
+         * spurious one carries nothing but a count. */
+        pvabi__debug(ctx, "port %u: spurious wake-up not counted: %u events queued", port, q->len);
+        return;
+    }
     q->ev[(q->head + q->len) % LC_QUEUE_CAP] =
         (struct pvabi__event){ .port = port, .spurious = !!spurious, .closed = !!closed };
     q->len++;
-    wake_update(ctx, lc);
+    /* pending() defers the wake fd to its end: an event it queues and
+     * collects itself must not cost a write() and a read() of it. */
+    if (!lc->wake_deferred)
+        wake_update(ctx, lc);
 }
 
 static unsigned queue_pop(struct lc *lc, struct pvabi__event *ev, unsigned max)
@@ -333,17 +343,11 @@ static void port_event(pvabi_ctx *ctx, struct lc *lc, pvabi_port port)
     }
 }
 
-/* Moves whatever the epoll set reports into the queue. */
-static void harvest(pvabi_ctx *ctx, struct lc *lc)
+/* Moves what epoll_wait reported (@e, @n entries) into the queue. */
+static void absorb(pvabi_ctx *ctx, struct lc *lc, const struct epoll_event *e, int n)
 {
-    struct epoll_event e[LC_HARVEST_MAX];
-    int n = epoll_wait(lc->epfd, e, LC_HARVEST_MAX, 0), sock = 0;
+    int sock = 0;
 
-    if (n < 0) {
-        if (errno != EINTR)
-            pvabi__err(ctx, "local platform: epoll_wait: %s", strerror(errno));
-        return;
-    }
     for (int i = 0; i < n; i++)
         sock |= e[i].data.u32 == LC_EP_SOCKET;
     /* Notices first: the daemon sends PORT_CLOSED before it wakes the
@@ -356,19 +360,81 @@ static void harvest(pvabi_ctx *ctx, struct lc *lc)
             port_event(ctx, lc, e[i].data.u32);
 }
 
+/* Moves whatever the epoll set reports now into the queue. */
+static void harvest(pvabi_ctx *ctx, struct lc *lc)
+{
+    struct epoll_event e[LC_HARVEST_MAX];
+    int n = epoll_wait(lc->epfd, e, LC_HARVEST_MAX, 0);
+
+    if (n < 0) {
+        if (errno != EINTR)
+            pvabi__err(ctx, "local platform: epoll_wait: %s", strerror(errno));
+        return;
+    }
+    absorb(ctx, lc, e, n);
+}
+
 int pvabi__lc_evtchn_pending(pvabi_ctx *ctx, void *plat, struct pvabi__event *ev, unsigned max)
 {
     struct lc *lc = plat;
     unsigned n;
 
-    /* Harvesting only into an empty queue is what bounds it (LC_QUEUE_CAP). */
+    lc->wake_deferred = 1;
+    /* Harvesting only into an empty queue keeps it small (LC_QUEUE_CAP). */
     if (lc->queue.len == 0)
         harvest(ctx, lc);
     n = queue_pop(lc, ev, max);
+    lc->wake_deferred = 0;
     wake_update(ctx, lc);
     if (n == 0 && lc->sock < 0)
         return -ENOTCONN; /* after every port was reported closed */
     return (int)n;
+}
+
+/* What a waiter must not sleep on: 1 when events wait in the queue already,
+ * -ENOTCONN when the daemon is gone and nothing is left, else 0. */
+static int wait_needless(pvabi_ctx *ctx, struct lc *lc)
+{
+    int rc;
+
+    pthread_mutex_lock(&ctx->lock);
+    rc = lc->queue.len > 0 ? 1 : lc->sock < 0 ? -ENOTCONN : 0;
+    pthread_mutex_unlock(&ctx->lock);
+    return rc;
+}
+
+/*
+ * Sleeps in the epoll set itself rather than in poll() on it: what wakes
+ * us is then the events themselves, and pending() needs no epoll_wait of
+ * its own.  A wake-up is epoll_wait, then read() of the port's eventfd:
+ * with the caller's notify, the three system calls of a raw eventfd
+ * ping-pong.  The events are queued with the wake fd left alone: the core
+ * calls pending() next, which collects them and settles the wake fd.
+ */
+int pvabi__lc_evtchn_wait(pvabi_ctx *ctx, void *plat, int timeout_ms)
+{
+    struct lc *lc = plat;
+    struct epoll_event e[LC_HARVEST_MAX];
+    int n = wait_needless(ctx, lc);
+
+    if (n != 0)
+        return n;
+    /* The epoll fd lives as long as the context: no lock to sleep on it. */
+    n = epoll_wait(lc->epfd, e, LC_HARVEST_MAX, timeout_ms);
+    if (n < 0) {
+        n = -errno;
+        if (n != -EINTR)
+            pvabi__err(ctx, "local platform: epoll_wait: %s", strerror(-n));
+        return n;
+    }
+    if (n == 0)
+        return 0;
+    pthread_mutex_lock(&ctx->lock);
+    lc->wake_deferred = 1;
+    absorb(ctx, lc, e, n);
+    lc->wake_deferred = 0;
+    pthread_mutex_unlock(&ctx->lock);
+    return 1;
 }
 
 int pvabi__lc_evtchn_unmask(pvabi_ctx *ctx, void *plat, pvabi_port port)

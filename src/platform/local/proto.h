@@ -7,14 +7,17 @@
  * Transport: one AF_UNIX SOCK_SEQPACKET connection per domain (one process =
  * one domain).  A message is one packet: a struct hv_hdr, then `len` payload
  * bytes; file descriptors travel as SCM_RIGHTS on the same packet.  The
- * client sends requests and waits for the reply with the same `seq`; the
- * daemon may send notices (seq 0, HV_F_NOTICE) at any time, before or between
- * replies, which the client applies to its state and keeps waiting.
+ * client sends requests and waits for the reply with the same `seq` (none
+ * comes for a request flagged HV_F_NOREPLY); the daemon may send notices
+ * (seq 0, HV_F_NOTICE) at any time, before or between replies, which the
+ * client applies to its state and keeps waiting.  The daemon handles one
+ * connection's requests in the order sent.
  *
  * Everything is host-endian (both ends are on one host).  The daemon checks
  * every length, count and fd against what the op allows; anything else gets a
- * reply with status -EINVAL (or -EPROTO for a malformed header) and its fds
- * closed; a packet too large or a header it cannot parse closes the connection.
+ * reply with status -EINVAL (or -EPROTO for a malformed header; no reply but
+ * a log line under HV_F_NOREPLY) and its fds closed; a packet too large or a
+ * header it cannot parse closes the connection.
  */
 #ifndef PVABI_LOCAL_PROTO_H
 #define PVABI_LOCAL_PROTO_H
@@ -23,6 +26,10 @@
 
 #define HV_PROTO_VERSION 1
 #define HV_MAGIC         0x70766876u /* "pvhv" */
+
+/* pvabi-hv's exit status when another daemon owns (or is starting on) the
+ * socket: the library then waits for that daemon instead of failing. */
+#define HV_EXIT_TAKEN 3
 
 /* Largest packet either side sends or accepts, header included. */
 #define HV_MSG_MAX 8192
@@ -55,12 +62,23 @@ enum hv_op {
 enum hv_flags {
     HV_F_REPLY = 1u << 0,
     HV_F_NOTICE = 1u << 1,
+    /* Request: send no reply, whatever the outcome; a refusal or failure is
+     * only logged by the daemon (at warn level).  Accepted on the ops whose
+     * reply carries nothing but a status (EVTCHN_CLOSE, GRANT_REVOKE,
+     * GRANT_UNMAP, UNMAP_NOTIFY, PING); on the others the request is refused
+     * unexecuted (-EINVAL, logged), since what it hands out would be lost.
+     * The library sends GRANT_UNMAP this way: the daemon handles a
+     * connection's requests in order, so the domain's next request still
+     * comes after it, and before the daemon refuses another domain because
+     * of a mapping (GRANT_REVOKE's -EBUSY) it first handles what the mapping
+     * domains have already sent (docs/hv.md, "Draining before refusing"). */
+    HV_F_NOREPLY = 1u << 2,
 };
 
 struct hv_hdr {
     uint32_t magic; /* HV_MAGIC */
     uint16_t op;    /* enum hv_op; a reply repeats the request's op */
-    uint16_t flags; /* enum hv_flags; requests: 0 */
+    uint16_t flags; /* enum hv_flags; requests: 0 or HV_F_NOREPLY */
     uint32_t seq;   /* request number chosen by the client; 0 for notices */
     int32_t status; /* replies: 0 or a negative errno; requests: 0 */
     uint32_t len;   /* payload bytes after the header */

@@ -172,7 +172,7 @@ static int start(pvabi_ctx *ctx, struct lc *lc, const char *bin, const char *soc
     }
     if (rc == 0) {
         status = reap(pid, LC_TIMEOUT_MS);
-        if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == LC_HV_EXIT_TAKEN) {
+        if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == HV_EXIT_TAKEN) {
             pvabi__debug(ctx, "local platform: another process is starting pvabi-hv on %s",
                          sock_path);
             return -EALREADY;

@@ -7,11 +7,13 @@
  * (as a daemon death would) instead of crashing or confusing the client.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,7 +62,8 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits until @fd has @events or @deadline passes: 0, -ETIMEDOUT, -errno. */
+/* Waits until @fd has one of @events or @deadline passes: the events seen,
+ * -ETIMEDOUT, or -errno. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
@@ -69,12 +72,53 @@ static int wait_fd(int fd, short events, int64_t deadline)
         int n = poll(&p, 1, left > 0 ? (int)left : 0);
 
         if (n > 0)
-            return 0;
+            return p.revents;
         if (n == 0)
             return -ETIMEDOUT;
         if (errno != EINTR)
             return -errno;
     }
+}
+
+/* Sets the socket's receive timeout, the bound of every blocking recvmsg. */
+static int rcvtimeo_set(struct lc *lc, int64_t ms)
+{
+    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+    if (setsockopt(lc->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+        return -errno;
+    lc->rcvtimeo_ms = ms;
+    return 0;
+}
+
+/* Fits the receive timeout to what is left until @deadline.  It stays at
+ * LC_TIMEOUT_MS while replies come at once, so this costs a system call only
+ * after a notice, a signal or a long send ate into the wait (and on the next
+ * call, to restore it). */
+static int rcvtimeo_fit(struct lc *lc, int64_t deadline)
+{
+    int64_t left = deadline - now_ms();
+
+    if (left <= 0)
+        return -ETIMEDOUT;
+    if (lc->rcvtimeo_ms <= left + LC_RCVTIMEO_SLACK_MS && lc->rcvtimeo_ms >= left)
+        return 0;
+    return rcvtimeo_set(lc, left);
+}
+
+int pvabi__lc_wire_setup(pvabi_ctx *ctx, struct lc *lc)
+{
+    int fl = fcntl(lc->sock, F_GETFL), rc = 0;
+
+    /* Blocking, so that a reply is one recvmsg; every wait is still bounded
+     * by SO_RCVTIMEO, and sends and notice drains pass MSG_DONTWAIT. */
+    if (fl < 0 || fcntl(lc->sock, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = rcvtimeo_set(lc, LC_TIMEOUT_MS);
+    if (rc < 0)
+        pvabi__err(ctx, "local platform: setting up the pvabi-hv socket: %s", strerror(-rc));
+    return rc;
 }
 
 void pvabi__lc_lost(pvabi_ctx *ctx, struct lc *lc, int why, const char *what)
@@ -113,8 +157,8 @@ int pvabi__lc_reply_ok(pvabi_ctx *ctx, struct lc *lc, struct lc_msg *m, size_t l
     return 0;
 }
 
-static int send_msg(struct lc *lc, const struct hv_hdr *h, const void *payload, const int *fds,
-                    int64_t deadline)
+static int send_msg(pvabi_ctx *ctx, struct lc *lc, const struct hv_hdr *h, const void *payload,
+                    const int *fds, int64_t deadline)
 {
     struct iovec iov[2] = { { .iov_base = (void *)h, .iov_len = sizeof(*h) },
                             { .iov_base = (void *)payload, .iov_len = h->len } };
@@ -140,9 +184,17 @@ static int send_msg(struct lc *lc, const struct hv_hdr *h, const void *payload, 
             continue;
         if (errno != EAGAIN)
             return -errno;
-        int rc = wait_fd(lc->sock, POLLOUT, deadline);
+        /* Full: the daemon reads no more requests of ours while it has
+         * packets queued for us, so read its notices while waiting (no
+         * reply is outstanding: one request at a time, and none for a
+         * no-reply request). */
+        int rc = wait_fd(lc->sock, POLLOUT | POLLIN, deadline);
         if (rc < 0)
             return rc;
+        if (rc & POLLIN)
+            pvabi__lc_drain_notices(ctx, lc);
+        if (lc->sock < 0)
+            return -ENOTCONN;
     }
 }
 
@@ -183,9 +235,11 @@ static const char *packet_fault(const struct msghdr *mh, const struct lc_msg *m,
     return NULL;
 }
 
-/* Receives one packet into lc->msg without blocking.  Returns 1 (a valid
- * packet), 0 (none waiting), or -ENOTCONN / -EPROTO (connection ended). */
-static int recv_msg(pvabi_ctx *ctx, struct lc *lc)
+/* Receives one packet into lc->msg: @flags MSG_DONTWAIT for what is waiting,
+ * 0 to block until SO_RCVTIMEO.  Returns 1 (a valid packet), 0 (none waiting,
+ * the timeout passed, or a signal came), or -ENOTCONN / -EPROTO (connection
+ * ended). */
+static int recv_msg(pvabi_ctx *ctx, struct lc *lc, int flags)
 {
     struct lc_msg *m = &lc->msg;
     struct iovec iov[2] = { { .iov_base = &m->hdr, .iov_len = sizeof(m->hdr) },
@@ -196,12 +250,11 @@ static int recv_msg(pvabi_ctx *ctx, struct lc *lc)
     };
     const char *fault;
     char why[128];
-    ssize_t n;
+    ssize_t n = recvmsg(lc->sock, &mh, flags | MSG_CMSG_CLOEXEC);
 
-    do
-        n = recvmsg(lc->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && errno == EAGAIN)
+    /* A timed-out or interrupted wait is the caller's to judge: with
+     * SO_RCVTIMEO set, the kernel does not restart it after a signal. */
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return 0;
     if (n <= 0) {
         /* 0: end of file, the daemon exited or was killed */
@@ -219,26 +272,27 @@ static int recv_msg(pvabi_ctx *ctx, struct lc *lc)
     return -EPROTO;
 }
 
-/* Receives until the reply to request @h arrives, applying notices. */
+/* Receives until the reply to request @h arrives, applying notices: one
+ * blocking recvmsg when the reply is the next packet. */
 static int await_reply(pvabi_ctx *ctx, struct lc *lc, const struct hv_hdr *h, int64_t deadline)
 {
     for (;;) {
-        int rc = recv_msg(ctx, lc);
+        int rc = rcvtimeo_fit(lc, deadline);
         const struct hv_hdr *r = &lc->msg.hdr;
 
+        if (rc < 0) {
+            /* The daemon's state is unknown from here: a late reply could
+             * not be matched to anything, so end the connection and let
+             * the daemon clean up as after a death. */
+            pvabi__lc_lost(ctx, lc, rc,
+                           rc == -ETIMEDOUT ? "waiting for a reply" : "setting a receive timeout");
+            return rc;
+        }
+        rc = recv_msg(ctx, lc, 0);
         if (rc < 0)
             return rc;
-        if (rc == 0) {
-            rc = wait_fd(lc->sock, POLLIN, deadline);
-            if (rc < 0) {
-                /* The daemon's state is unknown from here: a late reply
-                 * could not be matched to anything, so end the connection
-                 * and let the daemon clean up as after a death. */
-                pvabi__lc_lost(ctx, lc, rc, "waiting for a reply");
-                return rc;
-            }
-            continue;
-        }
+        if (rc == 0)
+            continue; /* timed out or interrupted: the deadline decides */
         if (r->flags & HV_F_NOTICE) {
             pvabi__lc_apply_notice(ctx, lc, &lc->msg);
             continue;
@@ -247,6 +301,29 @@ static int await_reply(pvabi_ctx *ctx, struct lc *lc, const struct hv_hdr *h, in
             return pvabi__lc_bad_reply(ctx, lc, &lc->msg, "not the reply to the request sent");
         return 0;
     }
+}
+
+/* Numbers and sends request @h; the transport errors of pvabi__lc_call(). */
+static int send_request(pvabi_ctx *ctx, struct lc *lc, struct hv_hdr *h, const void *req,
+                        const int *fds, int64_t deadline)
+{
+    int rc;
+
+    if (lc->sock < 0) {
+        pvabi__err(ctx, "%s: not connected to pvabi-hv (it exited or was killed)", op_name(h->op));
+        return -ENOTCONN;
+    }
+    if (++lc->seq == 0)
+        lc->seq = 1; /* seq 0 is a notice's */
+    h->seq = lc->seq;
+    rc = send_msg(ctx, lc, h, req, fds, deadline);
+    if (rc == -EPIPE || rc == -ECONNRESET || rc == -ENOTCONN || rc == -ETIMEDOUT) {
+        pvabi__lc_lost(ctx, lc, rc, "sending a request");
+        return rc == -ETIMEDOUT ? rc : -ENOTCONN;
+    }
+    if (rc < 0)
+        pvabi__err(ctx, "%s: sending to pvabi-hv: %s", op_name(h->op), strerror(-rc));
+    return rc;
 }
 
 int pvabi__lc_call(pvabi_ctx *ctx, struct lc *lc, uint16_t op, const void *req, size_t len,
@@ -258,23 +335,9 @@ int pvabi__lc_call(pvabi_ctx *ctx, struct lc *lc, uint16_t op, const void *req, 
     int rc;
 
     *rsp = NULL;
-    if (lc->sock < 0) {
-        pvabi__err(ctx, "%s: not connected to pvabi-hv (it exited or was killed)", op_name(op));
-        return -ENOTCONN;
-    }
-    if (++lc->seq == 0)
-        lc->seq = 1; /* seq 0 is a notice's */
-    h.seq = lc->seq;
-    rc = send_msg(lc, &h, req, fds, deadline);
-    if (rc == -EPIPE || rc == -ECONNRESET || rc == -ENOTCONN || rc == -ETIMEDOUT) {
-        pvabi__lc_lost(ctx, lc, rc, "sending a request");
-        return rc == -ETIMEDOUT ? rc : -ENOTCONN;
-    }
-    if (rc < 0) {
-        pvabi__err(ctx, "%s: sending to pvabi-hv: %s", op_name(op), strerror(-rc));
-        return rc;
-    }
-    rc = await_reply(ctx, lc, &h, deadline);
+    rc = send_request(ctx, lc, &h, req, fds, deadline);
+    if (rc == 0)
+        rc = await_reply(ctx, lc, &h, deadline);
     if (rc < 0)
         return rc;
     if (m->hdr.status > 0 || m->hdr.status < -4095)
@@ -288,10 +351,17 @@ int pvabi__lc_call(pvabi_ctx *ctx, struct lc *lc, uint16_t op, const void *req, 
     return m->hdr.status;
 }
 
+int pvabi__lc_send(pvabi_ctx *ctx, struct lc *lc, uint16_t op, const void *req, size_t len)
+{
+    struct hv_hdr h = { .magic = HV_MAGIC, .op = op, .flags = HV_F_NOREPLY, .len = (uint32_t)len };
+
+    return send_request(ctx, lc, &h, req, NULL, now_ms() + LC_TIMEOUT_MS);
+}
+
 void pvabi__lc_drain_notices(pvabi_ctx *ctx, struct lc *lc)
 {
     for (int i = 0; i < LC_DRAIN_MAX && lc->sock >= 0; i++) {
-        if (recv_msg(ctx, lc) <= 0)
+        if (recv_msg(ctx, lc, MSG_DONTWAIT) <= 0)
             return;
         if (!(lc->msg.hdr.flags & HV_F_NOTICE)) {
             pvabi__lc_bad_reply(ctx, lc, &lc->msg, "a reply with no request outstanding");

@@ -227,6 +227,7 @@ const struct pvabi_platform_ops pvabi__platform_xen = {
     .evtchn_unbind = pvabi__xen_evtchn_unbind,
     .evtchn_notify = pvabi__xen_evtchn_notify,
     .evtchn_pending = pvabi__xen_evtchn_pending,
+    .evtchn_wait = pvabi__xen_evtchn_wait,
     .evtchn_unmask = pvabi__xen_evtchn_unmask,
     .evtchn_state = pvabi__xen_evtchn_state,
     .grant_share = pvabi__xen_grant_share,

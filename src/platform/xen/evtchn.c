@@ -9,6 +9,8 @@
  * no event for a peer's close) and refined by EVTCHNOP_status when
  * libxenctrl is available (xc.c).
  */
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -225,6 +227,39 @@ int pvabi__xen_evtchn_pending(pvabi_ctx *ctx, void *plat, struct pvabi__event *e
     (void)ctx;
     /* Events read before an error are not lost: report them; it recurs. */
     return rc == 0 || n > 0 ? (int)n : rc;
+}
+
+/* Ports of an overflow replay are in memory, not on the fd: a waiter must
+ * not sleep while some are left (x->replay belongs to the lock holder). */
+static int replay_left(pvabi_ctx *ctx, const struct pvabi__xen *x)
+{
+    int left;
+
+    pthread_mutex_lock(&ctx->lock);
+    left = x->replay != 0;
+    pthread_mutex_unlock(&ctx->lock);
+    return left;
+}
+
+/* Sleeps in poll() on the driver's fd, which is readable while it has
+ * ports queued; pending() then reads them (the core calls it next). */
+int pvabi__xen_evtchn_wait(pvabi_ctx *ctx, void *plat, int timeout_ms)
+{
+    int keep PVABI__XEN_KEEP_ERRNO = errno;
+    struct pvabi__xen *x = plat;
+    struct pollfd p = { .fd = x->fd, .events = POLLIN };
+    int n;
+
+    if (replay_left(ctx, x))
+        return 1;
+    /* x->fd is set at open and closed at close: no lock to sleep on it. */
+    n = poll(&p, 1, timeout_ms);
+    if (n >= 0)
+        return n > 0;
+    n = pvabi__xen_errno();
+    if (n == -EINTR)
+        return n;
+    return pvabi__xen_report(x, PVABI_LOG_ERR, n, NULL, "poll(evtchn fd %d)", x->fd);
 }
 
 int pvabi__xen_evtchn_unmask(pvabi_ctx *ctx, void *plat, pvabi_port port)

@@ -4,9 +4,10 @@
  * core.c (open/close, the logger, the errno helper), xc.c (libxenctrl),
  * domid.c (our domain id), evtchn.c and grant.c (the ops).
  *
- * Locking: the core holds ctx->lock around every op except evtchn_notify,
- * so the fields below need no lock of their own; notify only reads the
- * handle, which is set at open and cleared at close.
+ * Locking: the core holds ctx->lock around every op except evtchn_notify
+ * and evtchn_wait, so the fields below need no lock of their own; notify
+ * only reads the handle, and wait the fd, both set at open and cleared at
+ * close; wait takes the lock for anything else.
  */
 #ifndef PVABI_XEN_PRIVATE_H
 #define PVABI_XEN_PRIVATE_H
@@ -106,6 +107,7 @@ int pvabi__xen_evtchn_bind(pvabi_ctx *ctx, void *plat, pvabi_domid remote, pvabi
 int pvabi__xen_evtchn_unbind(pvabi_ctx *ctx, void *plat, pvabi_port port);
 int pvabi__xen_evtchn_notify(pvabi_ctx *ctx, void *plat, pvabi_port port);
 int pvabi__xen_evtchn_pending(pvabi_ctx *ctx, void *plat, struct pvabi__event *ev, unsigned max);
+int pvabi__xen_evtchn_wait(pvabi_ctx *ctx, void *plat, int timeout_ms);
 int pvabi__xen_evtchn_unmask(pvabi_ctx *ctx, void *plat, pvabi_port port);
 int pvabi__xen_evtchn_state(pvabi_ctx *ctx, void *plat, pvabi_port port);
 
