@@ -31,7 +31,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
-#include "harness.h"
+#include "bench_common.h"
 
 #define GOAL 1.3
 
@@ -42,30 +42,6 @@ static const char *const loop_name[LOOPS] = { "pvabi wait", "pvabi poll", "event
 struct trip_result {
     double median_ns, mean_ns, min_ns;
 };
-
-static struct it_daemon hv_daemon;
-
-static void bench_fail(const char *file, int line, const char *msg)
-{
-    fprintf(stderr, "evtchn_bench: %s:%d: %s\n", file, line, msg);
-    /* Say whether the daemon died (a likely cause), then stop it: without
-     * the hook, a failure there prints and exits. */
-    it_set_fail_hook(NULL);
-    it_daemon_stop(&hv_daemon);
-    exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* Runs one round: the responder first, so it is waiting when the first
  * event arrives; returns the initiator's timings. */
@@ -118,7 +94,7 @@ static void report(unsigned rounds, double (*res)[LOOPS])
     for (int k = 0; k < LOOPS; k++) {
         for (unsigned i = 0; i < rounds; i++)
             v[i] = res[i][k];
-        med[k] = median(v, rounds);
+        med[k] = bench_median(v, rounds);
     }
     printf("median round trip: pvabi wait %.0f ns, pvabi poll %.0f ns, eventfd %.0f ns\n",
            med[L_WAIT], med[L_POLL], med[L_EFD]);
@@ -154,7 +130,7 @@ static int run(unsigned rounds, uint64_t trips)
 
     if (!res || efd[0] < 0 || efd[1] < 0)
         it_fail("setup: %s", strerror(errno));
-    it_daemon_start(&hv_daemon); /* before the agents: they inherit the eventfds */
+    it_daemon_start(&bench_daemon); /* before the agents: they inherit the eventfds */
     it_agent_start(&fe, "ping");
     it_agent_start(&be, "pong");
     it_connect(&fe, &be, &pf, &pb);
@@ -175,7 +151,7 @@ static int run(unsigned rounds, uint64_t trips)
     report(rounds, res);
     it_agent_stop(&fe, 1);
     it_agent_stop(&be, 1);
-    it_daemon_stop(&hv_daemon);
+    it_daemon_stop(&bench_daemon);
     free(res);
     return 0;
 }
@@ -203,7 +179,7 @@ int main(int argc, char **argv)
     }
     if (rounds == 0 || rounds > 1000 || trips == 0 || trips > 4000000)
         return fprintf(stderr, "evtchn_bench: --rounds 1..1000, --trips 1..4000000\n"), 2;
-    it_set_fail_hook(bench_fail);
+    bench_fail_stops_daemon("evtchn_bench");
     if (pin && it_pin_cpu(0) < 0)
         return fprintf(stderr, "%s: cannot pin to CPU 0\n", argv[0]), 1;
     it_require_platform("evtchn_bench");

@@ -21,33 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "bench_common.h"
 
 #define GOAL 2.0
-
-static struct it_daemon hv_daemon;
-
-static void bench_fail(const char *file, int line, const char *msg)
-{
-    fprintf(stderr, "grant_bench: %s:%d: %s\n", file, line, msg);
-    /* Say whether the daemon died (a likely cause), then stop it: without
-     * the hook, a failure there prints and exits. */
-    it_set_fail_hook(NULL);
-    it_daemon_stop(&hv_daemon);
-    exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 struct setup {
     struct it_agent fe, be;
@@ -86,7 +62,7 @@ static void report(unsigned rounds, double (*res)[4])
     for (int k = 0; k < 4; k++) {
         for (unsigned i = 0; i < rounds; i++)
             v[i] = res[i][k];
-        med[k] = median(v, rounds);
+        med[k] = bench_median(v, rounds);
     }
     for (int t = 0; t < 2; t++) {
         double ratio = med[2 * t] / med[2 * t + 1];
@@ -122,7 +98,7 @@ static int run(unsigned rounds, uint64_t calls, unsigned pages)
 
     if (!res)
         it_fail("no memory");
-    it_daemon_start(&hv_daemon);
+    it_daemon_start(&bench_daemon);
     it_agent_start(&s.fe, "sharer");
     it_agent_start(&s.be, "mapper");
     if ((rc = it_share(&s.fe, s.be.domid, pages, 0, &s.slot, s.refs)) < 0)
@@ -135,7 +111,7 @@ static int run(unsigned rounds, uint64_t calls, unsigned pages)
     it_revoke(&s.fe, s.slot);
     it_agent_stop(&s.fe, 1);
     it_agent_stop(&s.be, 1);
-    it_daemon_stop(&hv_daemon);
+    it_daemon_stop(&bench_daemon);
     free(res);
     return 0;
 }
@@ -171,7 +147,7 @@ int main(int argc, char **argv)
         return fprintf(stderr, "grant_bench: --rounds 1..1000, --calls 1..4000000, --pages "
                                "1..128\n"),
                2;
-    it_set_fail_hook(bench_fail);
+    bench_fail_stops_daemon("grant_bench");
     if (pin && it_pin_cpu(0) < 0)
         return fprintf(stderr, "%s: cannot pin to CPU 0\n", argv[0]), 1;
     it_require_platform("grant_bench");

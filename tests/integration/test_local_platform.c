@@ -97,13 +97,32 @@ static void rm_socket_dir(const char *dir, const char *sock)
     rmdir(dir);
 }
 
+/* A hang detector for a process that should exit on its own: no timing limit. */
+#define EXIT_WAIT_MS 30000
+
+/* Reaps our child @pid, waiting at most EXIT_WAIT_MS for it to exit (then
+ * SIGKILL and fail): a daemon bug must fail the test, not hang it. */
+static int wait_exit(pid_t pid)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), status = 0;
+    struct pollfd p = { .fd = pidfd, .events = POLLIN };
+    int exited = pidfd >= 0 && poll(&p, 1, EXIT_WAIT_MS) == 1;
+
+    if (pidfd >= 0)
+        close(pidfd);
+    if (!exited)
+        kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!exited)
+        fail_msg("pid %d did not exit within %d ms", (int)pid, EXIT_WAIT_MS);
+    return status;
+}
+
 static void hv_stop(struct hv *h)
 {
-    int status;
-
     if (h->pid > 0) {
         kill(h->pid, SIGTERM);
-        assert_int_equal(waitpid(h->pid, &status, 0), h->pid);
+        wait_exit(h->pid);
     }
     h->pid = 0;
     rm_socket_dir(h->dir, h->sock);
@@ -156,14 +175,17 @@ static void stop_foreign(pid_t pid)
 
     assert_true(pidfd >= 0);
     assert_int_equal(kill(pid, SIGTERM), 0);
-    assert_int_equal(poll(&p, 1, -1), 1);
+    if (poll(&p, 1, EXIT_WAIT_MS) != 1) {
+        kill(pid, SIGKILL);
+        fail_msg("pid %d did not exit within %d ms of SIGTERM", (int)pid, EXIT_WAIT_MS);
+    }
     close(pidfd);
 }
 
 static void wait_readable(pvabi_ctx *ctx)
 {
     struct pollfd p = { .fd = pvabi_fd(ctx), .events = POLLIN };
-    assert_int_equal(poll(&p, 1, -1), 1);
+    assert_int_equal(poll(&p, 1, EXIT_WAIT_MS), 1); /* 0 here: the wake-up never came */
 }
 
 static int readable_now(pvabi_ctx *ctx)
@@ -464,7 +486,7 @@ static pid_t fake_start(char *dir, size_t dsize, char *sock, size_t ssize, unsig
 static void test_local_broken_daemon_reply_ends_connection(void **state)
 {
     char dir[64], sock[128];
-    int before = fd_count(), status;
+    int before = fd_count();
     pvabi_port port;
     pvabi_ctx *ctx;
     pid_t pid;
@@ -473,7 +495,7 @@ static void test_local_broken_daemon_reply_ends_connection(void **state)
     /* HELLO's reply with fds attached: refused, and the fds not kept */
     pid = fake_start(dir, sizeof(dir), sock, sizeof(sock), 2);
     assert_int_equal(open_at(&ctx, sock), -EPROTO);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    wait_exit(pid);
     assert_int_equal(fd_count(), before);
     rm_socket_dir(dir, sock);
 
@@ -486,7 +508,7 @@ static void test_local_broken_daemon_reply_ends_connection(void **state)
     assert_int_equal(pvabi_evtchn_alloc(ctx, 0, &port), -ENOTCONN);
     assert_int_equal(pvabi_evtchn_pending(ctx, &port, 1), -ENOTCONN);
     pvabi_close(ctx);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    wait_exit(pid);
     assert_int_equal(fd_count(), before);
     rm_socket_dir(dir, sock);
 }

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "platform/local/scm.h"
 #include "hv.h"
 
 /* Packets read per wake-up of one connection, so a flood yields to others. */
@@ -278,25 +279,12 @@ static void close_fds(int *fds, unsigned nfds)
  * was.  Returns false if there were more than fit (all closed then). */
 static bool collect_fds(struct msghdr *m, struct hv_req *rq)
 {
-    bool fit = true;
+    bool overflow;
 
-    rq->nfds = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < n; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-            if (rq->nfds < HV_FDS_MAX)
-                rq->fds[rq->nfds++] = fd;
-            else
-                close(fd), fit = false;
-        }
-    }
-    if (!fit)
+    rq->nfds = hv_take_fds(m, rq->fds, HV_FDS_MAX, &overflow);
+    if (overflow)
         close_fds(rq->fds, rq->nfds), rq->nfds = 0;
-    return fit;
+    return !overflow;
 }
 
 static int32_t check_refs_len(const struct hv_req *rq)

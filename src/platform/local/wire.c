@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "platform/local/scm.h"
 #include "platform/local/local.h"
 
 /* Notices applied per pvabi_evtchn_pending() at most, so that a flood cannot
@@ -201,20 +202,9 @@ static int send_msg(pvabi_ctx *ctx, struct lc *lc, const struct hv_hdr *h, const
 /* Collects the SCM_RIGHTS fds of a received packet into m->fds. */
 static void take_fds(struct msghdr *mh, struct lc_msg *m)
 {
-    m->nfds = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < n; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-            if (m->nfds < HV_FDS_MAX)
-                m->fds[m->nfds++] = fd;
-            else
-                close(fd); /* cannot happen: the buffer holds HV_FDS_MAX */
-        }
-    }
+    bool overflow; /* cannot happen: the control buffer holds HV_FDS_MAX */
+
+    m->nfds = hv_take_fds(mh, m->fds, HV_FDS_MAX, &overflow);
 }
 
 /* What is wrong with a received packet of @n bytes, or NULL. */
