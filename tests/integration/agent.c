@@ -25,6 +25,9 @@
 #define SEGS    (IT_VALS / IT_SEG_VALS)
 #define NO_SLOT (-1)
 
+/* Ports whose counters a connect handshake has zeroed. */
+#define BASES 16
+
 struct agent {
     int sock;
     const char *name;
@@ -35,6 +38,12 @@ struct agent {
     /* Ports pending() reported that no WAIT has claimed yet (still masked). */
     pvabi_port stash[STASH];
     unsigned nstash;
+    /* Counter values COUNTERS reports relative to (see it_counters_zero). */
+    struct counter_base {
+        pvabi_port port;
+        uint64_t v[3];
+    } bases[BASES];
+    unsigned nbases;
 };
 
 static void agent_send(struct agent *ag, const struct it_msg *m)
@@ -288,10 +297,10 @@ static int collect(struct agent *ag)
  * pvabi_fd first, so a port that is pending without the fd ever becoming
  * readable is a failure, not something a later call papers over.
  * @empty counts wake-ups that brought nothing. */
-static int wait_port(struct agent *ag, pvabi_port port, uint64_t *empty)
+static int wait_port_for(struct agent *ag, pvabi_port port, uint64_t *empty, int timeout_ms)
 {
     struct pollfd p = { .fd = pvabi_fd(ag->ctx), .events = POLLIN };
-    uint64_t end = it_now_ns() + (uint64_t)IT_TIMEOUT_MS * 1000000u;
+    uint64_t end = it_now_ns() + (uint64_t)timeout_ms * 1000000u;
     int n;
 
     while (!stash_take(ag, port)) {
@@ -311,6 +320,35 @@ static int wait_port(struct agent *ag, pvabi_port port, uint64_t *empty)
             (*empty)++;
     }
     return 0;
+}
+
+static int wait_port(struct agent *ag, pvabi_port port, uint64_t *empty)
+{
+    return wait_port_for(ag, port, empty, IT_TIMEOUT_MS);
+}
+
+/* How long a ping-pong side on Xen waits before it asks whether the peer
+ * is still there. */
+#define LIVENESS_CHECK_MS 200
+
+/* wait_port as a driver on Xen must write it: a peer's close raises no
+ * event there, so after a quiet spell the port's state is asked and a
+ * CLOSED port ends the wait with -ENOTCONN. */
+static int wait_port_live(struct agent *ag, pvabi_port port, uint64_t *empty)
+{
+    uint64_t end = it_now_ns() + (uint64_t)IT_TIMEOUT_MS * 1000000u;
+    int rc;
+
+    if (it_peer_close_raises_event())
+        return wait_port(ag, port, empty);
+    do {
+        rc = wait_port_for(ag, port, empty, LIVENESS_CHECK_MS);
+        if (rc != -ETIMEDOUT)
+            return rc;
+        if (pvabi_evtchn_state(ag->ctx, port) == PVABI_EVTCHN_CLOSED)
+            return -ENOTCONN;
+    } while (it_now_ns() < end);
+    return -ETIMEDOUT;
 }
 
 /* Like wait_port, but sleeping in pvabi_evtchn_wait() instead of poll()
@@ -366,18 +404,37 @@ static int op_poll_fd(struct agent *ag, struct it_msg *m)
     return n < 0 ? -errno : 0;
 }
 
+static struct counter_base *counter_base(struct agent *ag, pvabi_port port, int create)
+{
+    for (unsigned i = 0; i < ag->nbases; i++)
+        if (ag->bases[i].port == port)
+            return &ag->bases[i];
+    if (!create)
+        return NULL;
+    if (ag->nbases == BASES)
+        agent_fail(ag, "more than %d ports with zeroed counters", BASES);
+    ag->bases[ag->nbases] = (struct counter_base){ .port = port };
+    return &ag->bases[ag->nbases++];
+}
+
+/* a: port, zero.  Reports the counters since they were last zeroed; with
+ * zero set, zeroes them (a[0..2] still report the values before). */
 static int op_counters(struct agent *ag, struct it_msg *m)
 {
     static const int which[3] = { PVABI_EVTCHN_SENT, PVABI_EVTCHN_RECEIVED, PVABI_EVTCHN_SPURIOUS };
     pvabi_port port = (pvabi_port)m->a[0];
+    int zero = m->a[1] != 0;
+    struct counter_base *base = counter_base(ag, port, zero);
+    uint64_t v[3];
 
     for (int i = 0; i < 3; i++) {
-        uint64_t v = 0;
-        int rc = pvabi_evtchn_counter(ag->ctx, port, which[i], &v);
+        int rc = pvabi_evtchn_counter(ag->ctx, port, which[i], &v[i]);
         if (rc < 0)
             return rc;
-        m->a[i] = (int64_t)v;
+        m->a[i] = (int64_t)(v[i] - (base ? base->v[i] : 0));
     }
+    if (zero)
+        memcpy(base->v, v, sizeof(v));
     return 0;
 }
 
@@ -470,7 +527,7 @@ static int op_pingpong(struct agent *ag, struct it_msg *m)
             if ((rc = pvabi_evtchn_notify(ag->ctx, port)) < 0)
                 break;
         }
-        rc = use_wait ? wait_port_sleeping(ag, port) : wait_port(ag, port, &empty);
+        rc = use_wait ? wait_port_sleeping(ag, port) : wait_port_live(ag, port, &empty);
         if (rc < 0)
             break;
         if ((rc = pvabi_evtchn_unmask(ag->ctx, port)) < 0)

@@ -196,6 +196,13 @@ int it_counters(struct it_agent *a, pvabi_port port, uint64_t c[3])
     return rc;
 }
 
+int it_counters_zero(struct it_agent *a, pvabi_port port)
+{
+    struct it_msg m = cmd(IT_OP_COUNTERS, port, 1, 0, 0);
+
+    return it_agent_call(a, &m);
+}
+
 int it_close_ctx(struct it_agent *a)
 {
     struct it_msg m = cmd(IT_OP_CLOSE, 0, 0, 0, 0);
@@ -236,6 +243,34 @@ int it_copy(struct it_agent *a, const struct it_seg *segs, unsigned n, int *stat
     return rc;
 }
 
+/* Takes the event on @port of @x that @why says must come, and unmasks. */
+static void take_event(struct it_agent *x, pvabi_port port, const char *why)
+{
+    int rc = it_wait(x, port);
+
+    if (rc == 0)
+        rc = it_unmask(x, port);
+    if (rc < 0)
+        it_fail("%s: %s (port %u) did not come: %d", x->name, why, port, rc);
+}
+
+/*
+ * On Xen, a connected channel is made quiet and known to both ends, as a
+ * driver's handshake would: Xen makes the binder's port pending at bind
+ * (that event is taken), and the allocating end can only tell "closed" from
+ * "never connected" if it saw an event from its peer (one is sent).  The
+ * counters then start from zero, so tests count the same on both platforms.
+ */
+static void xen_handshake(struct it_agent *a, struct it_agent *b, pvabi_port pa, pvabi_port pb)
+{
+    take_event(b, pb, "the event Xen raises on bind");
+    if (it_notify(b, pb) < 0)
+        it_fail("%s: notify(port %u) failed", b->name, pb);
+    take_event(a, pa, "the binder's first notify");
+    if (it_counters_zero(a, pa) < 0 || it_counters_zero(b, pb) < 0)
+        it_fail("cannot zero the counters of ports %u and %u", pa, pb);
+}
+
 void it_connect(struct it_agent *a, struct it_agent *b, pvabi_port *pa, pvabi_port *pb)
 {
     int rc = it_alloc(a, b->domid, pa);
@@ -245,4 +280,6 @@ void it_connect(struct it_agent *a, struct it_agent *b, pvabi_port *pa, pvabi_po
     rc = it_bind(b, a->domid, *pa, pb);
     if (rc < 0)
         it_fail("%s: pvabi_evtchn_bind(%u, port %u) = %d", b->name, a->domid, *pa, rc);
+    if (it_is_xen())
+        xen_handshake(a, b, *pa, *pb);
 }

@@ -96,9 +96,7 @@ void it_require_platform(const char *prog)
 
 /* ---- waiting ------------------------------------------------------------- */
 
-/* Polls one fd (and optionally a pidfd) for POLLIN; returns 1 when @fd is
- * readable, 2 when only the pidfd is, 0 on timeout. */
-static int wait_readable(int fd, int pidfd, int timeout_ms)
+int it_wait_readable(int fd, int pidfd, int timeout_ms)
 {
     struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
     uint64_t end = it_now_ns() + (uint64_t)timeout_ms * 1000000u;
@@ -119,13 +117,11 @@ static int wait_readable(int fd, int pidfd, int timeout_ms)
     }
 }
 
-/* Reaps a child whose pidfd says it has exited, or waits up to the
- * deadline for it; returns the wait status. */
-static int reap(pid_t pid, int pidfd, const char *what)
+int it_reap(pid_t pid, int pidfd, const char *what)
 {
     int st;
 
-    if (wait_readable(pidfd, -1, IT_TIMEOUT_MS) == 0)
+    if (it_wait_readable(pidfd, -1, IT_TIMEOUT_MS) == 0)
         it_fail("%s (pid %d) did not exit within %d ms", what, (int)pid, IT_TIMEOUT_MS);
     while (waitpid(pid, &st, 0) < 0) {
         if (errno != EINTR)
@@ -134,7 +130,7 @@ static int reap(pid_t pid, int pidfd, const char *what)
     return st;
 }
 
-static void describe_status(int st, char *buf, size_t len)
+void it_describe_status(int st, char *buf, size_t len)
 {
     if (WIFEXITED(st))
         snprintf(buf, len, "exit %d", WEXITSTATUS(st));
@@ -211,7 +207,7 @@ static __attribute__((noreturn)) void exec_daemon(const char *hv, const char *so
 static void await_ready(struct it_daemon *d, int rfd)
 {
     char b;
-    int r = wait_readable(rfd, d->pidfd, IT_TIMEOUT_MS);
+    int r = it_wait_readable(rfd, d->pidfd, IT_TIMEOUT_MS);
 
     if (r == 0)
         it_fail("pvabi-hv did not report ready within %d ms", IT_TIMEOUT_MS);
@@ -219,7 +215,7 @@ static void await_ready(struct it_daemon *d, int rfd)
         return;
     /* EOF without a byte, or death: show how it ended. */
     char how[64];
-    describe_status(reap(d->pid, d->pidfd, "pvabi-hv"), how, sizeof(how));
+    it_describe_status(it_reap(d->pid, d->pidfd, "pvabi-hv"), how, sizeof(how));
     d->pid = 0;
     it_fail("pvabi-hv exited before it was ready: %s", how);
 }
@@ -289,21 +285,21 @@ void it_daemon_stop(struct it_daemon *d)
         return;
     }
     /* Died during the test?  That is a daemon crash, whatever the test said. */
-    if (wait_readable(d->pidfd, -1, 0) == 1) {
-        describe_status(reap(d->pid, d->pidfd, "pvabi-hv"), how, sizeof(how));
+    if (it_wait_readable(d->pidfd, -1, 0) == 1) {
+        it_describe_status(it_reap(d->pid, d->pidfd, "pvabi-hv"), how, sizeof(how));
         d->pid = 0;
         close(d->pidfd);
         remove_dir(d);
         it_fail("pvabi-hv died during the test: %s", how);
     }
     pidfd_send_signal(d->pidfd, SIGTERM, NULL, 0);
-    st = reap(d->pid, d->pidfd, "pvabi-hv");
+    st = it_reap(d->pid, d->pidfd, "pvabi-hv");
     d->pid = 0;
     close(d->pidfd);
     remove_dir(d);
     unsetenv("PVABI_LOCAL_SOCKET");
     if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0) && !(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM)) {
-        describe_status(st, how, sizeof(how));
+        it_describe_status(st, how, sizeof(how));
         it_fail("pvabi-hv did not stop cleanly on SIGTERM: %s", how);
     }
 }
@@ -318,15 +314,30 @@ struct it_daemon *it_current_daemon(void)
 
 int it_setup(void **state)
 {
+    int rc;
+
     *state = &current_daemon;
-    return it_daemon_start(&current_daemon);
+    rc = it_daemon_start(&current_daemon);
+    if (rc < 0)
+        return rc;
+    /* After the daemon: a spawned agent server must inherit its socket. */
+    it_remote_setup();
+    return 0;
 }
 
 int it_teardown(void **state)
 {
+    char why[256];
+    int remote_failed;
+
     (void)state;
     live_kill_all();
+    /* Agents first (a remote one dies with its server's handler), the
+     * daemon last, even when the server did not stop cleanly. */
+    remote_failed = it_remote_teardown(why, sizeof(why)) < 0;
     it_daemon_stop(&current_daemon);
+    if (remote_failed)
+        it_fail("%s", why);
     return 0;
 }
 
@@ -371,6 +382,7 @@ static void live_close_inherited(void)
     }
     if (current_daemon.pid > 0)
         close(current_daemon.pidfd);
+    it_remote_close_inherited();
 }
 
 /* Kills and reaps whatever a failed test left running. */
@@ -395,6 +407,8 @@ void it_agent_start(struct it_agent *a, const char *name)
     memset(a, 0, sizeof(*a));
     snprintf(a->name, sizeof(a->name), "%s", name);
     a->sock = a->pidfd = -1;
+    const char *remote = it_remote_addr_for(a->name);
+    a->remote = remote != NULL;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         it_fail("socketpair: %s", strerror(errno));
     fflush(NULL); /* or the child would print our buffered output again */
@@ -406,6 +420,8 @@ void it_agent_start(struct it_agent *a, const char *name)
         live_close_inherited();
         /* An agent must not outlive a coordinator that crashed. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (remote)
+            it_remote_proxy_main(sv[1], a->name, remote);
         it_agent_main(sv[1], a->name);
     }
     close(sv[1]);
@@ -432,7 +448,7 @@ void it_agent_send(struct it_agent *a, const struct it_msg *m)
 static int agent_reap(struct it_agent *a)
 {
     if (!a->reaped) {
-        a->wstatus = reap(a->pid, a->pidfd, a->name);
+        a->wstatus = it_reap(a->pid, a->pidfd, a->name);
         a->reaped = 1;
     }
     return a->wstatus;
@@ -443,7 +459,7 @@ static int agent_recv(struct it_agent *a, struct it_msg *m)
 {
     ssize_t n;
 
-    if (wait_readable(a->sock, -1, IT_TIMEOUT_MS) == 0)
+    if (it_wait_readable(a->sock, -1, IT_TIMEOUT_MS) == 0)
         it_fail("agent %s: no answer within %d ms", a->name, IT_TIMEOUT_MS);
     n = recv(a->sock, m, sizeof(*m), 0);
     if (n == 0 || (n < 0 && errno == ECONNRESET))
@@ -458,7 +474,7 @@ int it_agent_reply(struct it_agent *a, struct it_msg *m, int want_progress)
     for (;;) {
         if (!agent_recv(a, m)) {
             char how[64];
-            describe_status(agent_reap(a), how, sizeof(how));
+            it_describe_status(agent_reap(a), how, sizeof(how));
             it_fail("agent %s died unexpectedly: %s", a->name, how);
         }
         if (m->op == IT_OP_FAILED)
@@ -488,9 +504,29 @@ int it_agent_call_dies(struct it_agent *a, struct it_msg *m)
     return agent_reap(a);
 }
 
+/* Asks a remote agent's proxy to have the agent killed and reaped, then
+ * to end as it did; 0 when the request went out. */
+static int remote_kill_request(struct it_agent *a)
+{
+    struct it_msg m;
+
+    memset(&m, 0, sizeof(m));
+    m.op = IT_OP_KILL;
+    /* Never block: a proxy that does not read is killed instead. */
+    if (send(a->sock, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(m))
+        return -1;
+    return 0;
+}
+
 int it_agent_kill(struct it_agent *a)
 {
-    if (!a->reaped && pidfd_send_signal(a->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+    if (a->reaped)
+        return a->wstatus;
+    /* Killing the proxy itself would leave the remote agent to die some
+     * time later: tests look at what the peer sees after a kill. */
+    if (a->remote && remote_kill_request(a) == 0)
+        return agent_reap(a);
+    if (pidfd_send_signal(a->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
         it_fail("kill agent %s: %s", a->name, strerror(errno));
     return agent_reap(a);
 }
@@ -504,7 +540,7 @@ void it_agent_stop(struct it_agent *a, int close_ctx)
     it_agent_send(a, &m);
     st = agent_reap(a);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        describe_status(st, how, sizeof(how));
+        it_describe_status(st, how, sizeof(how));
         it_fail("agent %s: did not exit cleanly: %s", a->name, how);
     }
     it_agent_release(a);

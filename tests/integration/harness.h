@@ -21,10 +21,22 @@
  * sleeps to wait for another process: replies, deaths (pidfd) and events
  * (pvabi_fd) are all polled.  Any harness failure goes through it_fail(),
  * which the test programs route to the test framework.
+ *
+ * Remote agents (remote.c): with PVABI_TEST_REMOTE=ADDR:PORT, the agents
+ * named in PVABI_TEST_REMOTE_AGENTS (a comma-separated list) run on another
+ * machine or domain, in an it_agent_server listening there, while the test
+ * bodies stay the same.  The forked child of such an agent is a proxy that
+ * relays its messages over TCP and ends exactly as the remote agent ended,
+ * so pids, pidfds, sockets and wait statuses mean what they mean locally;
+ * it_agent_kill() asks the server to kill and reap the remote agent before
+ * it returns.  PVABI_TEST_REMOTE=spawn makes it_setup() start a private
+ * server on 127.0.0.1 ($PVABI_IT_AGENT_SERVER), to test this anywhere.
  */
 #ifndef PVABI_IT_HARNESS_H
 #define PVABI_IT_HARNESS_H
 
+#include <netinet/in.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -51,6 +63,26 @@ void it_fail_at(const char *file, int line, const char *fmt, ...)
 int it_is_xen(void);
 /* "local" or "xen": the spec agents pass to pvabi_open(). */
 const char *it_platform(void);
+
+/*
+ * Where Xen's event channels differ from the local platform's (tested both
+ * ways; docs/xen-platform.md): Xen raises an event on the binder's port at
+ * bind, none when the peer unbinds, closes or dies (its state says CLOSED),
+ * and drops a notify on a port that is unbound or closed instead of failing
+ * it with -ENOTCONN.
+ */
+static inline int it_bind_raises_event(void)
+{
+    return it_is_xen();
+}
+static inline int it_peer_close_raises_event(void)
+{
+    return !it_is_xen();
+}
+static inline int it_notify_unconnected_rc(void)
+{
+    return it_is_xen() ? 0 : -ENOTCONN;
+}
 
 /* Exits 77 with a reason when the platform is not usable at all (xen: no
  * Xen here, or pvabi built without it); call once at the start of main. */
@@ -108,12 +140,13 @@ enum it_op {
     IT_OP_POLL_FD,      /* a: timeout ms -> a[0] 1 if pvabi_fd readable */
     IT_OP_UNMASK,       /* a: port */
     IT_OP_STATE,        /* a: port -> status is the state */
-    IT_OP_COUNTERS,     /* a: port -> a[0..2] sent, received, spurious */
+    IT_OP_COUNTERS,     /* a: port, zero -> a[0..2] sent, received, spurious (since zeroed) */
     IT_OP_PINGPONG,     /* a: port, rounds, initiator, progress_every, use_wait -> agent.c */
     IT_OP_EFD_PINGPONG, /* a: fd to read, fd to write, rounds, initiator */
     IT_OP_MAP_BENCH,    /* a: domid, count, iterations, touch, raw; v refs */
     IT_OP_FD_COUNT,     /* -> a[0] open fds of the agent */
     IT_OP_EVTCHN_WAIT,  /* a: max, timeout ms: pvabi_evtchn_wait() as is -> n ports in v */
+    IT_OP_KILL,         /* coordinator -> remote proxy only: kill the remote agent (remote.c) */
 };
 
 /* What IT_OP_FILL/CHECK/PEEK address. */
@@ -139,6 +172,7 @@ struct it_agent {
     pvabi_domid domid;
     int reaped;
     int wstatus;
+    int remote; /* runs in an it_agent_server; pid is its local proxy */
 };
 
 /* Forks an agent that opens its own context; fails the test if it cannot. */
@@ -153,7 +187,8 @@ int it_agent_reply(struct it_agent *a, struct it_msg *m, int want_progress);
 int it_agent_call(struct it_agent *a, struct it_msg *m);
 /* Sends a command the agent is expected to die of; returns its wait status. */
 int it_agent_call_dies(struct it_agent *a, struct it_msg *m);
-/* SIGKILL and reap; returns the wait status. */
+/* SIGKILL and reap; returns the wait status.  A remote agent is killed and
+ * reaped by its server before this returns. */
 int it_agent_kill(struct it_agent *a);
 /* Asks the agent to exit (closing its context first if close_ctx), checks
  * that it exited 0. */
@@ -209,8 +244,12 @@ struct it_seg {
 int it_copy(struct it_agent *a, const struct it_seg *segs, unsigned n, int *status,
             uint64_t *bad_data);
 
-/* Connects a fresh channel: @a allocates a port for @b, @b binds to it. */
+/* Connects a fresh channel: @a allocates a port for @b, @b binds to it.  On
+ * Xen a handshake follows (commands.c): the channel starts quiet, both ends
+ * have seen it connected, counters start from zero. */
 void it_connect(struct it_agent *a, struct it_agent *b, pvabi_port *pa, pvabi_port *pb);
+/* Counters of @port from now on (it_counters reports the difference). */
+int it_counters_zero(struct it_agent *a, pvabi_port port);
 
 /* The fill pattern: byte @i (an offset in the whole area) of seed @seed. */
 static inline uint8_t it_pattern(unsigned seed, size_t i)
@@ -232,5 +271,84 @@ int it_pin_cpu(int cpu);
 
 /* Time in ns (CLOCK_MONOTONIC). */
 uint64_t it_now_ns(void);
+
+/* ---- waiting for processes (harness.c, shared with remote.c) ------------- */
+
+/* Polls @fd (and @pidfd when >= 0) for input: 1 when @fd is readable, 2 when
+ * only the pidfd is, 0 on timeout. */
+int it_wait_readable(int fd, int pidfd, int timeout_ms);
+/* Waits up to IT_TIMEOUT_MS for the child's pidfd, then reaps it; returns
+ * the wait status (fails the test on timeout). */
+int it_reap(pid_t pid, int pidfd, const char *what);
+/* "exit 1", "signal 9 (Killed)", ... */
+void it_describe_status(int st, char *buf, size_t len);
+
+/* ---- remote agents (remote.c) --------------------------------------------- */
+
+/* A frame on the TCP connection between a proxy and an it_agent_server: this
+ * header, its fields big-endian, then len payload bytes.  A MSG carries a
+ * raw struct it_msg, so both ends must be the same build. */
+struct it_frame_hdr {
+    uint32_t magic;
+    uint32_t kind;
+    uint32_t len;
+};
+#define IT_FRAME_MAGIC 0x50564954u /* "PVIT" */
+/* The longest agent name a START carries. */
+#define IT_NAME_MAX 31
+
+enum it_frame_kind {
+    IT_FRAME_START = 1, /* proxy -> server: the agent's name, then the agent starts */
+    IT_FRAME_MSG,       /* either way: one struct it_msg */
+    IT_FRAME_KILL,      /* proxy -> server: SIGKILL the agent, reap it, send EXITED */
+    IT_FRAME_EXITED,    /* server -> proxy: the agent's wait status, int32 big-endian; last */
+};
+
+/* Whether a header (host byte order) is well-formed: known kind, length
+ * right for it.  Returns 0, or -EPROTO with *why set. */
+int it_frame_check(const struct it_frame_hdr *h, const char **why);
+/* Sends one frame, all of it, within @timeout_ms (-1: no limit); 0 or -errno. */
+int it_frame_send(int fd, uint32_t kind, const void *payload, uint32_t len, int timeout_ms);
+/* Receives one well-formed frame of at most @cap payload bytes within
+ * @timeout_ms: 1, 0 on EOF before its first byte, or -errno (-EPROTO for a
+ * malformed header, which is not read further). *h is in host order. */
+int it_frame_recv(int fd, struct it_frame_hdr *h, void *payload, uint32_t cap, int timeout_ms);
+/* Connects to "A.B.C.D:PORT" within @timeout_ms; the socket is blocking,
+ * close-on-exec, TCP_NODELAY.  Returns it or -errno (-EINVAL: no such
+ * address). */
+int it_tcp_connect(const char *addr, int timeout_ms);
+/* Parses "A.B.C.D:PORT" (port 0 allowed); 0 or -EINVAL. */
+int it_tcp_parse(const char *addr, struct sockaddr_in *sa);
+
+/* A private it_agent_server ($PVABI_IT_AGENT_SERVER) on 127.0.0.1, started
+ * by this process: it inherits the environment, so start it after
+ * it_daemon_start() for its agents to use that daemon. */
+struct it_agent_server {
+    pid_t pid; /* 0: none */
+    int pidfd;
+    char addr[32]; /* "127.0.0.1:PORT" */
+};
+/* Starts it and waits (up to IT_TIMEOUT_MS) for its port; fails the test
+ * if it cannot. */
+void it_agent_server_start(struct it_agent_server *s);
+/* Stops it (SIGTERM) and reaps it; returns 0 when it had not died during
+ * the test and exited 0, else -1 with @why (a sanitizer report fails). */
+int it_agent_server_stop(struct it_agent_server *s, char *why, size_t len);
+
+/* For harness.c: the server address for agent @name, or NULL when @name
+ * runs locally (fails the test on a bad PVABI_TEST_REMOTE). */
+const char *it_remote_addr_for(const char *name);
+/* it_setup / it_teardown: the server of PVABI_TEST_REMOTE=spawn. */
+void it_remote_setup(void);
+int it_remote_teardown(char *why, size_t len);
+/* In a forked agent or proxy: closes what it must not hold. */
+void it_remote_close_inherited(void);
+/* The forked child of a remote agent: relays @sock to the server at @addr
+ * and ends as the remote agent ended.  Never returns. */
+__attribute__((noreturn)) void it_remote_proxy_main(int sock, const char *name, const char *addr);
+/* The server's connection handler, a process of its own: reads START, runs
+ * the agent, relays until it ends.  SIGTERM kills and reaps the agent and
+ * exits 0.  Returns the handler's exit status, with SIGTERM blocked. */
+int it_remote_serve(int conn);
 
 #endif

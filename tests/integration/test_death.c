@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Peer death and close are events, not hangs: when the frontend or the
- * backend is killed (SIGKILL) or closes its context at some point of its
- * life, the survivor is woken through pvabi_fd, sees its port CLOSED, and
+ * Peer death and close are not hangs: when the frontend or the backend is
+ * killed (SIGKILL) or closes its context at some point of its life, the
+ * survivor is woken through pvabi_fd (on the local platform; Xen raises no
+ * event, a driver asks the state when idle), sees its port CLOSED, and
  * the grants are reclaimed: a dead sharer's pages stay readable for a mapper
  * that still maps them but can no longer be mapped; a dead mapper's mapping
  * no longer holds up the sharer's revoke.  Unmap-notify fires on death.
@@ -70,7 +71,8 @@ static void victim_goes(struct it_agent *v, enum how how)
 }
 
 /* The survivor learns through its port: reported after a pvabi_fd wake-up
- * (or, mid ping-pong, its loop ends on it), CLOSED, notify refused. */
+ * where the platform raises one (mid ping-pong, its loop ends on it), CLOSED,
+ * notify refused (dropped on Xen). */
 static void survivor_sees_closed(struct scene *s, struct it_agent *sv, pvabi_port port)
 {
     if (s->at == MID_PINGPONG) {
@@ -78,11 +80,11 @@ static void survivor_sees_closed(struct scene *s, struct it_agent *sv, pvabi_por
         assert_int_equal(it_agent_reply(sv, &r, 0), -ENOTCONN);
         assert_int_equal(r.op, IT_OP_PINGPONG);
         assert_int_equal(r.a[5], PVABI_EVTCHN_CLOSED);
-    } else {
+    } else if (it_peer_close_raises_event()) {
         assert_int_equal(it_wait(sv, port), 0);
     }
     assert_int_equal(it_state(sv, port), PVABI_EVTCHN_CLOSED);
-    assert_int_equal(it_notify(sv, port), -ENOTCONN);
+    assert_int_equal(it_notify(sv, port), it_notify_unconnected_rc());
     assert_int_equal(it_unbind(sv, port), 0);
 }
 
@@ -225,6 +227,12 @@ static void test_death_sharer_killed_fires_grant_notify(void **state)
     (void)state;
     scene_build(&s, WHILE_MAPPED);
     assert_int_not_equal(it_peek(&s.be, IT_KIND_MAP, s.m, 100), 0);
+    if (it_is_xen()) {
+        /* libxengnttab cannot add a notify to a share (xen-platform.md) */
+        assert_int_equal(it_grant_notify(&s.fe, s.g, 0, 100, s.pf), -ENOTSUP);
+        it_pair_stop(&s.fe, &s.be);
+        skip();
+    }
     assert_int_equal(it_grant_notify(&s.fe, s.g, 0, 100, s.pf), 0);
     it_agent_kill(&s.fe);
     assert_int_equal(it_wait(&s.be, s.pb), 0);
@@ -272,7 +280,8 @@ static void test_death_after_clean_unmap_no_stale_notify(void **state)
     assert_int_equal(it_fill(&s.fe, IT_KIND_GRANT, s.g, 0, 2 * PAGE, SEED), 0);
     /* The backend now dies: the port closes, but the byte stays. */
     it_agent_kill(&s.be);
-    assert_int_equal(it_wait(&s.fe, s.pf), 0);
+    if (it_peer_close_raises_event())
+        assert_int_equal(it_wait(&s.fe, s.pf), 0);
     assert_int_equal(it_state(&s.fe, s.pf), PVABI_EVTCHN_CLOSED);
     assert_int_equal(it_check(&s.fe, IT_KIND_GRANT, s.g, 0, 2 * PAGE, SEED), 0);
     assert_int_equal(it_revoke(&s.fe, s.g), 0);

@@ -268,6 +268,13 @@ static void test_grant_revoke_performs_grant_notify_event(void **state)
     (void)state;
     it_pair_start(&fe, &be, &pf, &pb);
     assert_int_equal(it_share(&fe, be.domid, 1, 0, &g, &ref), 0);
+    if (it_is_xen()) {
+        /* libxengnttab cannot add a notify to a share (xen-platform.md) */
+        assert_int_equal(it_grant_notify(&fe, g, 0, 300, pf), -ENOTSUP);
+        assert_int_equal(it_revoke(&fe, g), 0);
+        it_pair_stop(&fe, &be);
+        skip();
+    }
     assert_int_equal(it_grant_notify(&fe, g, 0, 300, pf), 0);
     assert_int_equal(it_revoke(&fe, g), 0);
     assert_int_equal(it_wait(&be, pb), 0);

@@ -24,8 +24,12 @@ static int distinct_domains(const struct it_agent *a, const struct it_agent *b)
     return 0;
 }
 
+/* An entry of the grant table that is not granted: -ENOENT; Xen says only
+ * GNTST_general_error for it, -EIO (xen-platform.md).  A ref past the end
+ * of the table is -ENOENT on both. */
 static void test_perm_map_ungranted_ref_refused(void **state)
 {
+    const int ungranted = it_is_xen() ? -EIO : -ENOENT;
     struct it_agent fe, be;
     pvabi_gref ref, bad;
     unsigned g, m;
@@ -35,11 +39,13 @@ static void test_perm_map_ungranted_ref_refused(void **state)
     it_pair_start(&fe, &be, NULL, NULL);
     assert_int_equal(it_share(&fe, be.domid, 1, 0, &g, &ref), 0);
     bad = ref + 1;
-    assert_int_equal(it_map(&be, fe.domid, &bad, 1, 0, &st, &m), -ENOENT);
-    assert_int_equal(st, -ENOENT);
-    assert_int_equal(it_map(&be, fe.domid, &bad, 1, PVABI_GRANT_RO, &st, &m), -ENOENT);
+    assert_int_equal(it_map(&be, fe.domid, &bad, 1, 0, &st, &m), ungranted);
+    assert_int_equal(st, ungranted);
+    assert_int_equal(it_map(&be, fe.domid, &bad, 1, PVABI_GRANT_RO, &st, &m), ungranted);
     /* A reserved ref (0..7 as in Xen) is never granted. */
     bad = 0;
+    assert_int_equal(it_map(&be, fe.domid, &bad, 1, 0, &st, &m), ungranted);
+    bad = 0x7fffffff;
     assert_int_equal(it_map(&be, fe.domid, &bad, 1, 0, &st, &m), -ENOENT);
     assert_int_equal(it_revoke(&fe, g), 0);
     it_pair_stop(&fe, &be);
@@ -146,7 +152,8 @@ static void test_perm_write_through_ro_mapping_gets_sigsegv(void **state)
     assert_int_equal(it_check(&fe, IT_KIND_GRANT, g, 0, PAGE, 4), 0);
     /* The writer died holding the mapping; once the sharer has seen the
      * death (its port closed), the mapping no longer holds up the revoke. */
-    assert_int_equal(it_wait(&fe, pf), 0);
+    if (it_peer_close_raises_event())
+        assert_int_equal(it_wait(&fe, pf), 0);
     assert_int_equal(it_state(&fe, pf), PVABI_EVTCHN_CLOSED);
     assert_int_equal(it_revoke(&fe, g), 0);
     it_agent_stop(&fe, 1);

@@ -1193,6 +1193,27 @@ static void test_evtchn_state_is_refined_by_evtchnop_status(void **state)
     close_default(ctx);
 }
 
+/* An allocated port that never reported an event and is unbound in Xen
+ * was never connected; once an event from the peer came, "unbound" means
+ * the peer closed. */
+static void test_evtchn_event_on_allocated_port_means_connected(void **state)
+{
+    xc_evtchn_status_t unbound = { .status = EVTCHNSTAT_unbound, .u.unbound.dom = 3 };
+    static const int ours[] = { 5 };
+    static const int fired[] = { 5 };
+    pvabi_ctx *ctx = open_with_ports(ours, 1);
+    pvabi_port got[4];
+
+    (void)state;
+    expect_status(DOMID_SELF, 5, &unbound, 0);
+    assert_int_equal(pvabi_evtchn_state(ctx, 5), PVABI_EVTCHN_UNBOUND);
+    queue_pending(fired, 1, EAGAIN);
+    assert_int_equal(pvabi_evtchn_pending(ctx, got, 4), 1);
+    expect_status(DOMID_SELF, 5, &unbound, 0);
+    assert_int_equal(pvabi_evtchn_state(ctx, 5), PVABI_EVTCHN_CLOSED);
+    close_default(ctx);
+}
+
 static void test_evtchn_state_without_privcmd_is_what_we_saw(void **state)
 {
     static const struct open_opts o = { .domid = "7", .no_xc = 1 };
@@ -1581,6 +1602,38 @@ static void test_grant_copy_maps_every_gntst(void **state)
     close_default(ctx);
 }
 
+/* A copy into a grant Xen refuses with GNTST_general_error is probed with
+ * a one-byte read of the same ref: readable means read-only (-EPERM);
+ * unreadable stays -EIO.  Copies from a grant are not probed. */
+static void test_grant_copy_into_ro_grant_probed_eperm(void **state)
+{
+    static const int16_t first[] = { GNTST_general_error, GNTST_general_error,
+                                     GNTST_general_error };
+    static const int16_t readable[] = { GNTST_okay }, unreadable[] = { GNTST_general_error };
+    pvabi_ctx *ctx = open_default();
+    uint8_t buf[3];
+    struct pvabi_grant_copy_seg segs[] = {
+        { .local = buf, .ref = 8, .domid = 5, .len = 1, .to_foreign = 1 },
+        { .local = buf + 1, .ref = 9, .domid = 5, .len = 1, .to_foreign = 1 },
+        { .local = buf + 2, .ref = 10, .domid = 5, .len = 1 },
+    };
+
+    (void)state;
+    expect_copy(first, 0);
+    expect_copy(readable, 0);
+    expect_copy(unreadable, 0);
+    assert_int_equal(pvabi_grant_copy(ctx, segs, 3), 3);
+    assert_int_equal(segs[0].status, -EPERM);
+    assert_int_equal(segs[1].status, -EIO);
+    assert_int_equal(segs[2].status, -EIO);
+    /* the last probe read ref 9 of domain 5 */
+    assert_int_equal(seen.copy_count, 1);
+    assert_int_equal(seen.copy[0].flags, GNTCOPY_source_gref);
+    assert_int_equal(seen.copy[0].source.foreign.ref, 9);
+    assert_int_equal(seen.copy[0].source.foreign.domid, 5);
+    close_default(ctx);
+}
+
 static void test_grant_copy_call_failure_fails_every_segment(void **state)
 {
     pvabi_ctx *ctx = open_default();
@@ -1692,6 +1745,7 @@ int main(void)
         T(test_evtchn_wait_replay_after_overflow_does_not_sleep),
         T(test_evtchn_unmask_and_unbind_map_errors),
         T(test_evtchn_state_is_refined_by_evtchnop_status),
+        T(test_evtchn_event_on_allocated_port_means_connected),
         T(test_evtchn_state_without_privcmd_is_what_we_saw),
         T(test_grant_share_and_revoke_reach_libxengntshr),
         T(test_grant_share_error_is_mapped_and_logged),
@@ -1705,6 +1759,7 @@ int main(void)
         T(test_map_notify_cannot_clear_a_byte_of_a_readonly_map),
         T(test_grant_copy_translates_segments),
         T(test_grant_copy_maps_every_gntst),
+        T(test_grant_copy_into_ro_grant_probed_eperm),
         T(test_grant_copy_call_failure_fails_every_segment),
         T(test_close_releases_shares_maps_and_handles),
         T(test_errno_is_left_untouched),

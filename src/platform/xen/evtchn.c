@@ -191,6 +191,15 @@ static int overflow(struct pvabi__xen *x)
     return 0;
 }
 
+/* An event on a port we allocated comes from a peer that bound it: from now
+ * on "unbound" in Xen means the peer closed (see state()).  Xen raises no
+ * event on an unbound port, so this is never a false "connected". */
+static void seen_connected(struct pvabi__xen *x, pvabi_port port)
+{
+    if (port < x->nports && x->ports[port] == PVABI_EVTCHN_UNBOUND)
+        x->ports[port] = PVABI_EVTCHN_INTERDOMAIN;
+}
+
 /* Reads ports until the fd is empty, @max is reached, or an error (logged). */
 static int read_ports(struct pvabi__xen *x, struct pvabi__event *ev, unsigned max, unsigned *n)
 {
@@ -202,6 +211,7 @@ static int read_ports(struct pvabi__xen *x, struct pvabi__event *ev, unsigned ma
             return 0;
         p = xenevtchn_pending(x->xce);
         if (p >= 0) {
+            seen_connected(x, (pvabi_port)p);
             ev[(*n)++] = (struct pvabi__event){ .port = (pvabi_port)p };
             continue;
         }

@@ -305,6 +305,16 @@ static void copy_seg_to_xen(const struct pvabi_grant_copy_seg *s, xengnttab_gran
     }
 }
 
+/* Xen refuses a copy into a read-only grant with GNTST_general_error, as it
+ * does a revoked one; a one-byte copy from the same ref tells them apart
+ * (it works only on the read-only one): -EPERM as on the local platform. */
+static int copy_status(struct pvabi__xen *x, const struct pvabi_grant_copy_seg *s, int16_t status)
+{
+    if (status != GNTST_general_error || !s->to_foreign)
+        return pvabi__xen_gntst_errno(status);
+    return classify_ref(x, s->domid, s->ref, PROT_WRITE) == -EPERM ? -EPERM : -EIO;
+}
+
 /* Fills each segment's status from Xen's; returns how many failed. */
 static int copy_statuses(struct pvabi__xen *x, struct pvabi_grant_copy_seg *segs,
                          const xengnttab_grant_copy_segment_t *o, unsigned count)
@@ -312,7 +322,7 @@ static int copy_statuses(struct pvabi__xen *x, struct pvabi_grant_copy_seg *segs
     int failed = 0;
 
     for (unsigned i = 0; i < count; i++) {
-        segs[i].status = pvabi__xen_gntst_errno(o[i].status);
+        segs[i].status = copy_status(x, &segs[i], o[i].status);
         if (segs[i].status == 0)
             continue;
         failed++;
