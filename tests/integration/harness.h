@@ -244,6 +244,26 @@ struct it_seg {
 int it_copy(struct it_agent *a, const struct it_seg *segs, unsigned n, int *status,
             uint64_t *bad_data);
 
+/* Whether @a's pvabi_evtchn_state() asks Xen: everywhere but in a Xen
+ * domU, whose Linux privcmd refuses hypercalls to unprivileged domains
+ * ("No target domain found"); there the state is what @a itself saw. */
+static inline int it_asks_port_state(const struct it_agent *a)
+{
+    return !it_is_xen() || a->domid == 0;
+}
+/* What @a reports for a port whose peer closed: CLOSED, or where it cannot
+ * ask, what it saw last: INTERDOMAIN. */
+static inline int it_closed_state(const struct it_agent *a)
+{
+    return it_asks_port_state(a) ? PVABI_EVTCHN_CLOSED : PVABI_EVTCHN_INTERDOMAIN;
+}
+/* What @a reports for a port it allocated that a peer bound, before any
+ * event: INTERDOMAIN, or where it cannot ask, UNBOUND. */
+static inline int it_bound_state(const struct it_agent *a)
+{
+    return it_asks_port_state(a) ? PVABI_EVTCHN_INTERDOMAIN : PVABI_EVTCHN_UNBOUND;
+}
+
 /* Connects a fresh channel: @a allocates a port for @b, @b binds to it.  On
  * Xen a handshake follows (commands.c): the channel starts quiet, both ends
  * have seen it connected, counters start from zero. */

@@ -83,12 +83,15 @@ static void survivor_sees_closed(struct scene *s, struct it_agent *sv, pvabi_por
     } else if (it_peer_close_raises_event()) {
         assert_int_equal(it_wait(sv, port), 0);
     }
-    assert_int_equal(it_state(sv, port), PVABI_EVTCHN_CLOSED);
+    assert_int_equal(it_state(sv, port), it_closed_state(sv));
     assert_int_equal(it_notify(sv, port), it_notify_unconnected_rc());
     assert_int_equal(it_unbind(sv, port), 0);
 }
 
-/* The sharer is gone: what the backend maps stays readable, nothing new maps. */
+/* The sharer is gone: what the backend maps stays readable, nothing new
+ * maps.  On Xen, the refs of pages still mapped stay granted until the last
+ * unmap (Linux's gntalloc defers ending access), so they map again; the
+ * others are ended, which Xen reports as GNTST_general_error (-EIO). */
 static void backend_after_frontend(struct scene *s)
 {
     int st[2];
@@ -99,9 +102,18 @@ static void backend_after_frontend(struct scene *s)
     if (s->at >= WHILE_MAPPED)
         assert_int_equal(it_check(&s->be, IT_KIND_MAP, s->m, 0, 2 * PAGE, SEED), 0);
     int rc = it_map(&s->be, s->fe.domid, s->refs, 2, 0, st, &m2);
-    /* Either the refs are gone (-ENOENT) or the whole domain is (-ESRCH). */
-    assert_true(rc == -ENOENT || rc == -ESRCH);
-    assert_int_equal(st[0], rc);
+    if (it_is_xen() && s->at >= WHILE_MAPPED) {
+        assert_int_equal(rc, 0);
+        assert_int_equal(it_check(&s->be, IT_KIND_MAP, m2, 0, 2 * PAGE, SEED), 0);
+        assert_int_equal(it_unmap(&s->be, m2), 0);
+    } else if (it_is_xen()) {
+        assert_int_equal(rc, -EIO);
+        assert_int_equal(st[0], -EIO);
+    } else {
+        /* Either the refs are gone (-ENOENT) or the whole domain is (-ESRCH). */
+        assert_true(rc == -ENOENT || rc == -ESRCH);
+        assert_int_equal(st[0], rc);
+    }
     if (s->at >= WHILE_MAPPED)
         assert_int_equal(it_unmap(&s->be, s->m), 0);
 }
@@ -134,6 +146,12 @@ static void backend_goes(enum point at, enum how how)
     struct scene s;
 
     scene_build(&s, at);
+    if (at == MID_PINGPONG && !it_asks_port_state(&s.fe)) {
+        /* Nothing in the frontend's domU tells it the backend is gone: a
+         * Xen driver learns that from xenstore, not from the channel. */
+        it_pair_stop(&s.fe, &s.be);
+        skip();
+    }
     if (at == MID_PINGPONG)
         pingpong_start(&s);
     victim_goes(&s.be, how);
@@ -282,7 +300,7 @@ static void test_death_after_clean_unmap_no_stale_notify(void **state)
     it_agent_kill(&s.be);
     if (it_peer_close_raises_event())
         assert_int_equal(it_wait(&s.fe, s.pf), 0);
-    assert_int_equal(it_state(&s.fe, s.pf), PVABI_EVTCHN_CLOSED);
+    assert_int_equal(it_state(&s.fe, s.pf), it_closed_state(&s.fe));
     assert_int_equal(it_check(&s.fe, IT_KIND_GRANT, s.g, 0, 2 * PAGE, SEED), 0);
     assert_int_equal(it_revoke(&s.fe, s.g), 0);
     it_agent_stop(&s.fe, 1);

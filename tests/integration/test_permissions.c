@@ -26,7 +26,9 @@ static int distinct_domains(const struct it_agent *a, const struct it_agent *b)
 
 /* An entry of the grant table that is not granted: -ENOENT; Xen says only
  * GNTST_general_error for it, -EIO (xen-platform.md).  A ref past the end
- * of the table is -ENOENT on both. */
+ * of the table is -ENOENT on both.  Across Xen domains no ref can be known
+ * ungranted: the frontend's kernel grants its own pages to dom0 (netfront's
+ * buffers come and go), so there only the ref past the end is tried. */
 static void test_perm_map_ungranted_ref_refused(void **state)
 {
     const int ungranted = it_is_xen() ? -EIO : -ENOENT;
@@ -38,13 +40,15 @@ static void test_perm_map_ungranted_ref_refused(void **state)
     (void)state;
     it_pair_start(&fe, &be, NULL, NULL);
     assert_int_equal(it_share(&fe, be.domid, 1, 0, &g, &ref), 0);
-    bad = ref + 1;
-    assert_int_equal(it_map(&be, fe.domid, &bad, 1, 0, &st, &m), ungranted);
-    assert_int_equal(st, ungranted);
-    assert_int_equal(it_map(&be, fe.domid, &bad, 1, PVABI_GRANT_RO, &st, &m), ungranted);
-    /* A reserved ref (0..7 as in Xen) is never granted. */
-    bad = 0;
-    assert_int_equal(it_map(&be, fe.domid, &bad, 1, 0, &st, &m), ungranted);
+    if (!it_is_xen() || fe.domid == be.domid) {
+        bad = ref + 1;
+        assert_int_equal(it_map(&be, fe.domid, &bad, 1, 0, &st, &m), ungranted);
+        assert_int_equal(st, ungranted);
+        assert_int_equal(it_map(&be, fe.domid, &bad, 1, PVABI_GRANT_RO, &st, &m), ungranted);
+        /* A reserved ref (0..7 as in Xen) is never granted. */
+        bad = 0;
+        assert_int_equal(it_map(&be, fe.domid, &bad, 1, 0, &st, &m), ungranted);
+    }
     bad = 0x7fffffff;
     assert_int_equal(it_map(&be, fe.domid, &bad, 1, 0, &st, &m), -ENOENT);
     assert_int_equal(it_revoke(&fe, g), 0);
@@ -69,8 +73,11 @@ static void test_perm_map_from_nonexistent_domain_refused(void **state)
 
 /* The frontend grants to a third domain; the backend may not map it (and may
  * not copy from it); the third domain may. */
+/* -EPERM; Xen says GNTST_general_error for a grant to another domain, -EIO
+ * (xen-platform.md). */
 static void test_perm_map_grant_of_other_domain_refused(void **state)
 {
+    const int not_ours = it_is_xen() ? -EIO : -EPERM;
     struct it_agent fe, be, other;
     struct it_seg seg = { .len = 16 };
     pvabi_gref ref;
@@ -88,13 +95,13 @@ static void test_perm_map_grant_of_other_domain_refused(void **state)
     }
     assert_int_equal(it_share(&fe, other.domid, 1, 0, &g, &ref), 0);
     assert_int_equal(it_fill(&fe, IT_KIND_GRANT, g, 0, PAGE, 9), 0);
-    assert_int_equal(it_map(&be, fe.domid, &ref, 1, 0, &st, &m), -EPERM);
-    assert_int_equal(st, -EPERM);
-    assert_int_equal(it_map(&be, fe.domid, &ref, 1, PVABI_GRANT_RO, &st, &m), -EPERM);
+    assert_int_equal(it_map(&be, fe.domid, &ref, 1, 0, &st, &m), not_ours);
+    assert_int_equal(st, not_ours);
+    assert_int_equal(it_map(&be, fe.domid, &ref, 1, PVABI_GRANT_RO, &st, &m), not_ours);
     seg.ref = ref;
     seg.domid = fe.domid;
     assert_int_equal(it_copy(&be, &seg, 1, &st, &bad), 1);
-    assert_int_equal(st, -EPERM);
+    assert_int_equal(st, not_ours);
     /* Control: the domain it was granted to maps it. */
     assert_int_equal(it_map(&other, fe.domid, &ref, 1, 0, &st, &m), 0);
     assert_int_equal(it_check(&other, IT_KIND_MAP, m, 0, PAGE, 9), 0);
@@ -154,7 +161,7 @@ static void test_perm_write_through_ro_mapping_gets_sigsegv(void **state)
      * death (its port closed), the mapping no longer holds up the revoke. */
     if (it_peer_close_raises_event())
         assert_int_equal(it_wait(&fe, pf), 0);
-    assert_int_equal(it_state(&fe, pf), PVABI_EVTCHN_CLOSED);
+    assert_int_equal(it_state(&fe, pf), it_closed_state(&fe));
     assert_int_equal(it_revoke(&fe, g), 0);
     it_agent_stop(&fe, 1);
     it_agent_release(&be);
@@ -206,7 +213,7 @@ static void test_perm_bind_port_offered_to_other_domain_refused(void **state)
     assert_int_equal(it_bind(&be, fe.domid, pf, &pb), -EPERM);
     assert_int_equal(it_state(&fe, pf), PVABI_EVTCHN_UNBOUND);
     assert_int_equal(it_bind(&other, fe.domid, pf, &po), 0);
-    assert_int_equal(it_state(&fe, pf), PVABI_EVTCHN_INTERDOMAIN);
+    assert_int_equal(it_state(&fe, pf), it_bound_state(&fe));
     /* Once bound, it is no longer unbound for anyone (-EPERM or -EINVAL
      * both say no: evtchn.h allows either for this case). */
     int rc = it_bind(&be, fe.domid, pf, &pb);

@@ -4,13 +4,11 @@
 # under QEMU, runs the project's integration tests on the xen platform in
 # dom0 and across domains (a PV domU), and reports each test in TAP.
 #
-#   run-suite.sh --bin FILE... --test NAME=BINARY=REMOTE...
-#                [--timeout SECONDS] [--keep DIR]
+#   run-suite.sh --bin FILE... [--tests FILE] [--timeout SECONDS] [--keep DIR]
 #
 #   --bin   a program for dom0 and the domU (the libraries it loads, libpvabi
 #           and libcmocka among them, come along);
-#   --test  NAME runs BINARY (a --bin's file name); REMOTE lists the agents
-#           placed in the domU on the cross-domain run ("-": dom0 only);
+#   --tests what to run (default tests/xen/tests.list, which says how);
 #   --keep  leaves everything dom0 returned (consoles, logs, each program's
 #           output) in DIR; PVABI_XEN_KEEP=DIR does the same under meson.
 #
@@ -18,14 +16,15 @@
 # with the reason (TAP's skip; meson shows SKIP).
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/payload.sh"
 
-bins=() tests=() timeout=2400 keep=${PVABI_XEN_KEEP:-}
+bins=() tests_list=$XEN_SCRIPTS/tests.list timeout=2400 keep=${PVABI_XEN_KEEP:-}
 
 parse_args() {
     while [ $# -gt 0 ]; do
         case "$1" in
         --bin) bins+=("$2"); shift 2 ;;
-        --test) tests+=("$2"); shift 2 ;;
+        --tests) tests_list=$2; shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
         --keep) keep=$2; shift 2 ;;
         *) xdie "unknown argument $1" ;;
@@ -36,61 +35,6 @@ parse_args() {
 tap_skip() {
     echo "1..0 # SKIP $*"
     exit 0
-}
-
-# Copies the shared libraries a program loads (ldd's view), ld.so included,
-# into $2; with $3 = noglibc, leaves out the C library that dom0 has (the
-# same Debian release as this host).
-copy_lib_closure() {
-    local prog=$1 dest=$2 lib
-    for lib in $(ldd "$prog" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}'); do
-        case "${3:-}:$(basename "$lib")" in
-        noglibc:libc.so.* | noglibc:ld-linux* | noglibc:libm.so.* | noglibc:libpthread.so.*) continue ;;
-        esac
-        cp -L "$lib" "$dest/$(basename "$lib")"
-    done
-}
-
-# The domU's initramfs: busybox, Xen's device and network modules, the
-# payload's programs with every library they load.
-make_domu_initrd() {
-    local img=$1 dir=$work/domu-root ver m b
-    ver=$(ls "$img/modules")
-    mkdir -p "$dir/bin" "$dir/usr/local/bin" "$dir/usr/local/lib" "$dir/lib64" "$dir/proc" \
-        "$dir/sys" "$dir/dev"
-    cp "$img/busybox" "$dir/bin/busybox"
-    cp "$XEN_SCRIPTS/domu-init" "$dir/init"
-    : >"$dir/modules.order"
-    for m in $(xen_module_closure "$img/modules/$ver" xen_evtchn xen_gntdev xen_gntalloc xen_privcmd xen_netfront); do
-        mkdir -p "$dir/lib/modules/$(dirname "$m")"
-        cp "$img/modules/$ver/$m" "$dir/lib/modules/$m"
-        echo "/lib/modules/$m" >>"$dir/modules.order"
-    done
-    for b in "${bins[@]}"; do
-        cp "$b" "$dir/usr/local/bin/"
-        copy_lib_closure "$b" "$dir/usr/local/lib"
-    done
-    mv "$dir"/usr/local/lib/ld-linux-x86-64.so.2 "$dir/lib64/"
-    mkdir -p "$work/payload/domu"
-    xen_cpio "$dir" "$work/payload/domu/initrd.cpio"
-    cp "$img/vmlinuz" "$work/payload/domu/vmlinuz"
-}
-
-make_payload() {
-    local img=$1 p=$work/payload t name bin remote
-    mkdir -p "$p/bin" "$p/lib"
-    for t in "${bins[@]}"; do
-        cp "$t" "$p/bin/"
-        copy_lib_closure "$t" "$p/lib" noglibc
-    done
-    cp "$XEN_SCRIPTS/dom0-run-tests" "$p/run.sh"
-    cp "$XEN_SCRIPTS/domu-run" "$p/domu-run"
-    : >"$p/tests.list"
-    for t in "${tests[@]}"; do
-        IFS== read -r name bin remote <<<"$t"
-        echo "$name $bin ${remote:--}" >>"$p/tests.list"
-    done
-    make_domu_initrd "$img"
 }
 
 n=0
