@@ -92,7 +92,7 @@ diagnose() {
     local group=$1 base=$2 f
     echo "# ---- $base.err (last 40 lines)"
     tail -n 40 "$base.err" 2>/dev/null | sed 's/^/#   /'
-    if [ "$group" = domu ]; then
+    if [ "$group" != dom0 ]; then
         for f in "$out"/guest-*.log; do
             [ -f "$f" ] || continue
             echo "# ---- $(basename "$f") (last 30 lines)"
@@ -104,8 +104,8 @@ diagnose() {
 }
 
 report_all() {
-    local name bin remote
-    while read -r name bin remote; do
+    local name bin remote solo
+    while read -r name bin remote solo; do
         report_program dom0 "$name"
     done <"$work/payload/tests.list"
     if [ -f "$out/domu/start.err" ] && [ ! -f "$out/domu/xl-list.txt" ]; then
@@ -114,8 +114,11 @@ report_all() {
         failed=1
         return
     fi
-    while read -r name bin remote; do
+    while read -r name bin remote solo; do
         [ "$remote" = - ] || report_program domu "$name"
+    done <"$work/payload/tests.list"
+    while read -r name bin remote solo; do
+        [ "${solo:-}" != solo ] || report_program domu-solo "$name"
     done <"$work/payload/tests.list"
 }
 
