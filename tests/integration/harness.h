@@ -35,6 +35,7 @@
 #ifndef PVABI_IT_HARNESS_H
 #define PVABI_IT_HARNESS_H
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>

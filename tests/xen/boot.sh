@@ -36,18 +36,12 @@ parse_args() {
 
 # Stage 1: busybox and the modules that reach an ext4 root on virtio.
 make_stage1() {
-    local img=$1 dir=$2 ver m
-    ver=$(ls "$img/modules")
-    mkdir -p "$dir/bin" "$dir/proc" "$dir/sys" "$dir/dev" "$dir/lib/modules"
+    local img=$1 dir=$2
+    mkdir -p "$dir/bin" "$dir/proc" "$dir/sys" "$dir/dev"
     cp "$img/busybox" "$dir/bin/busybox"
     cp "$XEN_SCRIPTS/initrd-init" "$dir/init"
     cp "$XEN_SCRIPTS/dom0-init" "$dir/pvabi-init"
-    : >"$dir/modules.order"
-    for m in $(xen_module_closure "$img/modules/$ver" virtio_pci virtio_blk crc32c_generic ext4); do
-        mkdir -p "$dir/lib/modules/$(dirname "$m")"
-        cp "$img/modules/$ver/$m" "$dir/lib/modules/$m"
-        echo "/lib/modules/$m" >>"$dir/modules.order"
-    done
+    xen_copy_modules "$img" "$dir" virtio_pci virtio_blk crc32c_generic ext4
 }
 
 # Sets qemu_cmd to the QEMU command line.

@@ -30,7 +30,6 @@ xdie() {
 # Exit 77 (meson's SKIP) with the reason, for what cannot be had here.
 xskip() {
     printf 'SKIP: %s\n' "$*"
-    printf '1..0 # SKIP %s\n' "$*" >&2
     exit 77
 }
 
@@ -81,6 +80,21 @@ xen_module_closure() {
         }
         END { for (m in wanted) if (!(m in found)) { print "no module " m > "/dev/stderr"; exit 1 } }
     ' "$moddir/modules.dep"
+}
+
+# Copies into initramfs tree $2 the modules of image $1 that loading
+# modules $3... needs, and lists them in load order in $2/modules.order.
+xen_copy_modules() {
+    local img=$1 dir=$2 ver m mods
+    shift 2
+    ver=$(ls "$img/modules")
+    mods=$(xen_module_closure "$img/modules/$ver" "$@") || xdie "kernel $ver lacks modules of: $*"
+    : >"$dir/modules.order"
+    for m in $mods; do
+        mkdir -p "$dir/lib/modules/$(dirname "$m")"
+        cp "$img/modules/$ver/$m" "$dir/lib/modules/$m"
+        echo "/lib/modules/$m" >>"$dir/modules.order"
+    done
 }
 
 # Writes a newc cpio of directory $1 to $2 (the kernel unpacks uncompressed

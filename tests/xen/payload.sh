@@ -25,18 +25,12 @@ copy_lib_closure() {
 # The domU's initramfs: busybox, Xen's device and network modules, the
 # payload's programs with every library they load.
 make_domu_initrd() {
-    local img=$1 dir=$work/domu-root ver m b
-    ver=$(ls "$img/modules")
+    local img=$1 dir=$work/domu-root b
     mkdir -p "$dir/bin" "$dir/usr/local/bin" "$dir/usr/local/lib" "$dir/lib64" "$dir/proc" \
         "$dir/sys" "$dir/dev"
     cp "$img/busybox" "$dir/bin/busybox"
     cp "$XEN_SCRIPTS/domu-init" "$dir/init"
-    : >"$dir/modules.order"
-    for m in $(xen_module_closure "$img/modules/$ver" xen_evtchn xen_gntdev xen_gntalloc xen_privcmd xen_netfront); do
-        mkdir -p "$dir/lib/modules/$(dirname "$m")"
-        cp "$img/modules/$ver/$m" "$dir/lib/modules/$m"
-        echo "/lib/modules/$m" >>"$dir/modules.order"
-    done
+    xen_copy_modules "$img" "$dir" xen_evtchn xen_gntdev xen_gntalloc xen_privcmd xen_netfront
     for b in "${bins[@]}"; do
         cp "$b" "$dir/usr/local/bin/"
         copy_lib_closure "$b" "$dir/usr/local/lib"
