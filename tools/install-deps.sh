@@ -2,10 +2,11 @@
 # Installs what building and testing pvabi needs on Debian 12, with apt-get.
 # Installs nothing when everything is already there; uses sudo when not root.
 set -eu
-# The Xen suite (tests/xen) adds QEMU, debootstrap and cpio: it boots a real
-# Xen with a Debian dom0 built from Debian's packages.
+# xenstore-utils are real clients of the embedded store (tests/store).  The Xen
+# suite (tests/xen) adds QEMU, debootstrap and cpio: it boots a real Xen with a
+# Debian dom0 built from Debian's packages.
 pkgs="meson ninja-build gcc g++ clang pkg-config libcmocka-dev libxen-dev clang-format valgrind git
-      qemu-system-x86 debootstrap cpio e2fsprogs"
+      xenstore-utils qemu-system-x86 debootstrap cpio e2fsprogs"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

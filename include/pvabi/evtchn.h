@@ -46,6 +46,10 @@ int pvabi_evtchn_alloc(pvabi_ctx *ctx, pvabi_domid remote, pvabi_port *port);
 /**
  * pvabi_evtchn_bind() - bind to @remote's unbound port @remote_port.
  * @port: receives the new local port, connected to @remote_port.
+ * A port whose peer closed or died (state CLOSED for its owner) is offered
+ * again to the peer's domid, as in Xen: a process of that domain (a backend
+ * restarted in the same domain) may bind it, and the owner's port is then
+ * INTERDOMAIN again.
  * Returns 0; -EPERM (the port is offered to another domain); -EINVAL (no
  * such port, or not unbound); -ESRCH (no such domain); -ENOSPC; -ENOTCONN.
  * On Xen, -EPERM needs /dev/xen/privcmd and privilege over @remote;
@@ -130,7 +134,7 @@ int pvabi_evtchn_unbind(pvabi_ctx *ctx, pvabi_port port);
 enum {
     PVABI_EVTCHN_UNBOUND = 1,     /* allocated, waiting for the remote to bind */
     PVABI_EVTCHN_INTERDOMAIN = 2, /* connected */
-    PVABI_EVTCHN_CLOSED = 3,      /* the peer closed its end or died */
+    PVABI_EVTCHN_CLOSED = 3,      /* the peer closed its end or died; its domid may rebind */
 };
 
 /** pvabi_evtchn_state() - a PVABI_EVTCHN_* state, or -EBADF. */

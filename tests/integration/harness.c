@@ -399,7 +399,18 @@ static void live_kill_all(void)
     }
 }
 
-void it_agent_start(struct it_agent *a, const char *name)
+/* In the agent's child, before it opens its context: the domid it claims. */
+static void claim_domid(int want_domid)
+{
+    char v[16];
+
+    if (want_domid < 0 || it_is_xen())
+        return;
+    snprintf(v, sizeof(v), "%d", want_domid);
+    setenv("PVABI_LOCAL_DOMID", v, 1);
+}
+
+static void agent_start(struct it_agent *a, const char *name, int want_domid)
 {
     struct it_msg m;
     int sv[2];
@@ -422,6 +433,7 @@ void it_agent_start(struct it_agent *a, const char *name)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (remote)
             it_remote_proxy_main(sv[1], a->name, remote);
+        claim_domid(want_domid);
         it_agent_main(sv[1], a->name);
     }
     close(sv[1]);
@@ -434,6 +446,20 @@ void it_agent_start(struct it_agent *a, const char *name)
     if (it_agent_reply(a, &m, 0) < 0)
         it_fail("agent %s: pvabi_open(\"%s\") = %s", a->name, it_platform(), strerror(-m.status));
     a->domid = (pvabi_domid)m.a[0];
+    if (want_domid >= 0 && a->domid != (pvabi_domid)want_domid)
+        it_fail("agent %s: is domain %u, not %d as it should be", a->name, a->domid, want_domid);
+}
+
+void it_agent_start(struct it_agent *a, const char *name)
+{
+    agent_start(a, name, -1);
+}
+
+void it_agent_start_as(struct it_agent *a, const char *name, pvabi_domid domid)
+{
+    if (it_remote_addr_for(name))
+        it_fail("agent %s: a remote agent cannot claim a domid", name);
+    agent_start(a, name, domid);
 }
 
 void it_agent_send(struct it_agent *a, const struct it_msg *m)

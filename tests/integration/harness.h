@@ -178,6 +178,11 @@ struct it_agent {
 
 /* Forks an agent that opens its own context; fails the test if it cannot. */
 void it_agent_start(struct it_agent *a, const char *name);
+/* The same, as domain @domid: a process restarted in the domain an agent
+ * that died was (on the local platform it claims the domid with
+ * PVABI_LOCAL_DOMID; on Xen a local agent is in dom0's domain anyway).
+ * Fails the test if the agent is not that domain. */
+void it_agent_start_as(struct it_agent *a, const char *name, pvabi_domid domid);
 /* Sends a command without waiting. */
 void it_agent_send(struct it_agent *a, const struct it_msg *m);
 /* Waits for the reply of the last command (progress messages are skipped

@@ -307,6 +307,78 @@ static void test_death_after_clean_unmap_no_stale_notify(void **state)
     it_agent_release(&s.be);
 }
 
+/* Xen's rebind: the survivor's port is offered again to the domain that
+ * left, so a backend restarted in that domain binds the same port and the
+ * channel works again both ways, with no new port for the frontend. */
+static void backend_restarts(enum how how)
+{
+    struct scene s;
+    struct it_agent be2;
+    pvabi_port pb2;
+
+    scene_build(&s, AFTER_BIND);
+    victim_goes(&s.be, how);
+    if (it_peer_close_raises_event()) {
+        assert_int_equal(it_wait(&s.fe, s.pf), 0);
+        assert_int_equal(it_unmask(&s.fe, s.pf), 0);
+    }
+    assert_int_equal(it_state(&s.fe, s.pf), it_closed_state(&s.fe));
+    if (how == CLOSED)
+        it_agent_stop(&s.be, 0);
+    it_agent_release(&s.be);
+    it_agent_start_as(&be2, "backend", s.be.domid);
+    assert_int_equal(it_bind(&be2, s.fe.domid, s.pf, &pb2), 0);
+    assert_int_equal(it_state(&s.fe, s.pf), PVABI_EVTCHN_INTERDOMAIN);
+    if (it_bind_raises_event()) {
+        assert_int_equal(it_wait(&be2, pb2), 0);
+        assert_int_equal(it_unmask(&be2, pb2), 0);
+    }
+    assert_int_equal(it_notify(&be2, pb2), 0);
+    assert_int_equal(it_wait(&s.fe, s.pf), 0);
+    assert_int_equal(it_unmask(&s.fe, s.pf), 0);
+    assert_int_equal(it_notify(&s.fe, s.pf), 0);
+    assert_int_equal(it_wait(&be2, pb2), 0);
+    it_pair_stop(&s.fe, &be2);
+}
+
+static void test_death_backend_killed_restarted_binds_same_port(void **state)
+{
+    (void)state;
+    backend_restarts(KILLED);
+}
+
+static void test_death_backend_closed_restarted_binds_same_port(void **state)
+{
+    (void)state;
+    backend_restarts(CLOSED);
+}
+
+/* The port is offered again to the domain that left, and to no other. */
+static void test_death_closed_port_refuses_other_domain(void **state)
+{
+    struct scene s;
+    struct it_agent other;
+    pvabi_port po;
+
+    (void)state;
+    scene_build(&s, AFTER_BIND);
+    it_agent_start(&other, "other");
+    if (other.domid == s.be.domid) {
+        /* On Xen every local agent is dom0: no third domain here. */
+        it_agent_stop(&other, 1);
+        it_pair_stop(&s.fe, &s.be);
+        skip();
+    }
+    it_agent_kill(&s.be);
+    if (it_peer_close_raises_event())
+        assert_int_equal(it_wait(&s.fe, s.pf), 0);
+    assert_int_equal(it_bind(&other, s.fe.domid, s.pf, &po), -EPERM);
+    assert_int_equal(it_state(&s.fe, s.pf), it_closed_state(&s.fe));
+    it_agent_stop(&other, 1);
+    it_agent_stop(&s.fe, 1);
+    it_agent_release(&s.be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +397,9 @@ int main(void)
         IT_TEST(test_death_sharer_killed_fires_grant_notify),
         IT_TEST(test_death_mapper_killed_fires_map_notify),
         IT_TEST(test_death_after_clean_unmap_no_stale_notify),
+        IT_TEST(test_death_backend_killed_restarted_binds_same_port),
+        IT_TEST(test_death_backend_closed_restarted_binds_same_port),
+        IT_TEST(test_death_closed_port_refuses_other_domain),
     };
     return it_run_tests("integration-death", tests);
 }

@@ -807,12 +807,26 @@ static void test_hv_evtchn_connect_notify_close(void **state)
     assert_int_equal(cl_wait_notice(&a, HV_NOTICE_PORT_CLOSED, pa, &n), -1);
     assert_int_equal(n.remote_port, pb);
     assert_true(wait_readable(ra));
-    /* a's port stays allocated but cannot be bound again. */
-    assert_int_equal(cl_bind(&b, a.domid, pa, &p2, &r2, &t2), -EINVAL);
     assert_int_equal(cl_close_port(&b, pb), -EINVAL);
+    /* Offered again to b's domid only. */
+    struct cl c;
+    int rc_ = -1, tc_ = -1;
+    uint32_t pc_ = 0;
+    cl_open(&c, d, -1);
+    assert_int_equal(cl_bind(&c, a.domid, pa, &pc_, &rc_, &tc_), -EPERM);
+    cl_die(&c);
+    /* As in Xen, a's port is offered again to b's domid: b binds it again,
+     * a hears, and the new channel carries events. */
+    assert_int_equal(cl_bind(&b, a.domid, pa, &p2, &r2, &t2), 0);
+    int t3 = cl_wait_notice(&a, HV_NOTICE_PORT_CONNECTED, pa, &n);
+    assert_true(t3 >= 0);
+    assert_int_equal(n.remote_port, p2);
+    efd_kick(t2);
+    assert_true(wait_readable(ra));
     assert_int_equal(cl_close_port(&a, pa), 0);
     assert_int_equal(cl_close_port(&a, pa), -EINVAL);
-    close_fds((int[]){ ra, rb, ta, tb }, 4);
+    assert_int_equal(cl_wait_notice(&b, HV_NOTICE_PORT_CLOSED, p2, &n), -1);
+    close_fds((int[]){ ra, rb, ta, tb, r2, t2, t3 }, 7);
     cl_die(&a);
     cl_die(&b);
 }

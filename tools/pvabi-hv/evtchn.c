@@ -107,7 +107,7 @@ static int32_t bind_check(struct hv_dom *d, const struct hv_evtchn_bind_req *req
 
     if (!r)
         why = "no such domain", status = -ESRCH;
-    else if (!rp || rp->state != PORT_UNBOUND)
+    else if (!rp || (rp->state != PORT_UNBOUND && rp->state != PORT_CLOSED))
         why = "no such unbound port", status = -EINVAL;
     else if (rp->remote_domid != d->domid)
         why = "offered to another domain", status = -EPERM;
@@ -167,8 +167,9 @@ static void peer_gone(const struct hv_port *gone, uint32_t gone_domid, uint32_t 
         hv_warn("internal: dom %u port %u has no peer", gone_domid, gone_port);
         return;
     }
-    /* Not unbound again as in Xen: the library reports the port CLOSED
-     * until its owner closes it, so it cannot be bound again. */
+    /* As in Xen, the survivor's port is offered again to the domid that
+     * left (remote_domid is unchanged): a backend restarted under the same
+     * domid binds it again.  Until then the library reports it CLOSED. */
     rp->state = PORT_CLOSED;
     /* Notice before wake-up: a domain that wakes on the eventfd finds the
      * notice already queued, so it reports the port closed, not an event. */

@@ -76,7 +76,7 @@ enum hv_port_state {
     PORT_FREE = 0,
     PORT_UNBOUND,     /* offered to remote_domid */
     PORT_INTERDOMAIN, /* connected to (remote_domid, remote_port) */
-    PORT_CLOSED,      /* the peer went away; waits for its owner's CLOSE */
+    PORT_CLOSED,      /* the peer went away; bindable again by its domid */
 };
 
 struct hv_port {

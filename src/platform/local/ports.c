@@ -479,31 +479,55 @@ int pvabi__lc_evtchn_state(pvabi_ctx *ctx, void *plat, pvabi_port port)
 
 /* ---- notices and death ---------------------------------------------------- */
 
-/* PORT_CONNECTED: a remote bound to our unbound port; adopt its eventfd. */
+/* Takes the peer's eventfd for a port bound (again) by a remote. */
+static void peer_fd_adopt(pvabi_ctx *ctx, struct lc_port *p, pvabi_port port, int fd)
+{
+    int old = atomic_load_explicit(&p->peer_fd, memory_order_relaxed);
+    int rc = set_nonblock(fd);
+
+    if (rc < 0)
+        pvabi__warn(ctx, "port %u: making the peer's eventfd non-blocking: %s", port,
+                    strerror(-rc));
+    if (old < 0) {
+        atomic_store_explicit(&p->peer_fd, fd, memory_order_relaxed);
+        return;
+    }
+    /* A rebind after the peer left: a notify running now may hold the old
+     * number, so the new eventfd takes that number atomically instead of the
+     * old one being closed under it (either write is harmless). */
+    if (dup3(fd, old, O_CLOEXEC) < 0)
+        pvabi__err(ctx, "port %u: taking the new peer's eventfd: %s", port, strerror(errno));
+    close(fd);
+}
+
+/* PORT_CONNECTED: a remote bound our unbound port, or bound again a port
+ * whose peer had left (Xen's rebind: the same domid, a restarted backend). */
 static void peer_connected(pvabi_ctx *ctx, struct lc *lc, const struct hv_port_notice *n,
                            struct lc_msg *m)
 {
     struct lc_port *p = live(lc, n->port);
-    int rc;
+    int state = p ? state_of(p) : LC_PORT_FREE;
 
-    if (m->nfds != 1 || !p || state_of(p) != PVABI_EVTCHN_UNBOUND) {
+    if (m->nfds != 1 || (state != PVABI_EVTCHN_UNBOUND && state != PVABI_EVTCHN_CLOSED)) {
         pvabi__warn(ctx,
-                    "pvabi-hv: PORT_CONNECTED for port %u (%u fds), which is not unbound "
-                    "here: ignored",
+                    "pvabi-hv: PORT_CONNECTED for port %u (%u fds), which is neither unbound "
+                    "nor closed here: ignored",
                     n->port, m->nfds);
         return;
     }
-    rc = set_nonblock(m->fds[0]);
-    if (rc < 0)
-        pvabi__warn(ctx, "port %u: making the peer's eventfd non-blocking: %s", n->port,
-                    strerror(-rc));
-    atomic_store_explicit(&p->peer_fd, m->fds[0], memory_order_relaxed);
+    peer_fd_adopt(ctx, p, n->port, m->fds[0]);
     m->fds[0] = -1;
+    if (p->closed_pending) {
+        /* The close was never reported (the port was masked): report the
+         * rebind as an event instead, so the owner looks at the port. */
+        p->closed_pending = 0;
+        p->pending_while_masked = 1;
+    }
     /* Release: peer_fd is stored before the state that lets notify use it
      * (pairs with the acquire in notify_fast). */
     atomic_store_explicit(&p->state, PVABI_EVTCHN_INTERDOMAIN, memory_order_release);
-    pvabi__debug(ctx, "port %u: bound by port %u of domain %u", n->port, n->remote_port,
-                 n->remote_domid);
+    pvabi__debug(ctx, "port %u: %sbound by port %u of domain %u", n->port,
+                 state == PVABI_EVTCHN_CLOSED ? "re" : "", n->remote_port, n->remote_domid);
 }
 
 /* Marks a port CLOSED and reports it once: now, or after the unmask if it
