@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "platform/platform.h"
@@ -61,6 +62,31 @@ static int pick_platform(const char *spec, const struct pvabi_platform_ops **ops
     return -EINVAL;
 }
 
+/* pvabi_fd(): an epoll set of our own, so that the store's watch fd can
+ * join the platform's event fd later without the fd number changing.
+ * Level-triggered: readable while the platform's fd is. */
+static int make_epoll(pvabi_ctx *ctx)
+{
+    struct epoll_event e = { .events = EPOLLIN };
+    int rc;
+
+    ctx->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (ctx->epfd >= 0 && epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->ops->fd(ctx->plat), &e) == 0)
+        return 0;
+    rc = -errno;
+    pvabi__err(ctx, "the context's epoll set: %s", strerror(errno));
+    return rc;
+}
+
+static void free_ctx(pvabi_ctx *ctx)
+{
+    if (ctx->epfd >= 0)
+        close(ctx->epfd);
+    pthread_mutex_destroy(&ctx->store_lock);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+}
+
 PVABI_EXPORT int pvabi_open(pvabi_ctx **out, const char *spec)
 {
     const struct pvabi_platform_ops *ops;
@@ -79,11 +105,19 @@ PVABI_EXPORT int pvabi_open(pvabi_ctx **out, const char *spec)
     if (!ctx)
         return -ENOMEM;
     ctx->ops = ops;
+    ctx->epfd = -1;
     pthread_mutex_init(&ctx->lock, NULL);
+    pthread_mutex_init(&ctx->store_lock, NULL);
     rc = ops->open(ctx, arg, &ctx->plat, &ctx->domid);
     if (rc < 0) {
-        pthread_mutex_destroy(&ctx->lock);
-        free(ctx);
+        free_ctx(ctx);
+        return rc;
+    }
+    rc = make_epoll(ctx);
+    if (rc < 0) {
+        ops->close(ctx, ctx->plat);
+        pvabi__ports_free(ctx);
+        free_ctx(ctx);
         return rc;
     }
     pvabi__debug(ctx, "opened platform %s as domain %u", ops->name, (unsigned)ctx->domid);
@@ -95,11 +129,11 @@ PVABI_EXPORT void pvabi_close(pvabi_ctx *ctx)
 {
     if (!ctx)
         return;
+    pvabi__store_release(ctx);
     pvabi__grants_release(ctx);
     ctx->ops->close(ctx, ctx->plat);
     pvabi__ports_free(ctx);
-    pthread_mutex_destroy(&ctx->lock);
-    free(ctx);
+    free_ctx(ctx);
 }
 
 PVABI_EXPORT pvabi_domid pvabi_own_domid(const pvabi_ctx *ctx)
@@ -114,5 +148,5 @@ PVABI_EXPORT const char *pvabi_platform(const pvabi_ctx *ctx)
 
 PVABI_EXPORT int pvabi_fd(const pvabi_ctx *ctx)
 {
-    return ctx->ops->fd(ctx->plat);
+    return ctx->epfd;
 }

@@ -33,6 +33,8 @@ struct pvabi__log_sink {
 
 struct pvabi_grant;
 struct pvabi_map;
+struct pvabi__store;
+struct xb_dev;
 
 struct pvabi_ctx {
     const struct pvabi_platform_ops *ops;
@@ -46,6 +48,14 @@ struct pvabi_ctx {
     uint64_t unknown_port_events; /* events for ports we do not hold */
     struct pvabi_grant *grants;   /* live shares, freed by pvabi_close() */
     struct pvabi_map *maps;       /* live mappings, freed by pvabi_close() */
+    /* pvabi_fd(): an epoll set holding the platform's event fd, and the
+     * store's watch fd once the store is open.  Never changes. */
+    int epfd;
+    /* The store (src/xenbus/store.c), opened at first use; store_lock
+     * guards opening it and its watch list, never held across a callback. */
+    pthread_mutex_t store_lock;
+    struct pvabi__store *store;
+    struct xb_dev *xb_devs; /* xenbus handles, freed by pvabi_close() if left */
 };
 
 /* Logs one message through the context's sink (ctx may be NULL: the process
@@ -65,5 +75,10 @@ void pvabi__ports_free(pvabi_ctx *ctx);
 
 /* Unmaps and revokes what the caller left (pvabi_close). */
 void pvabi__grants_release(pvabi_ctx *ctx);
+
+/* Frees the xenbus handles and watches the caller left and closes the
+ * store (pvabi_close; before pvabi__grants_release, which would otherwise
+ * unmap the backends' rings under them). */
+void pvabi__store_release(pvabi_ctx *ctx);
 
 #endif

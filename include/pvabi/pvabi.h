@@ -5,7 +5,8 @@
  * pvabi is a library for the two halves of a paravirtual split driver on the
  * Xen PV ABI.  Layers (one header each): ring.h (shared I/O rings),
  * flexring.h (byte rings), barrier.h (memory ordering), evtchn.h (event
- * channels), grant.h (grant references).  This header declares the context:
+ * channels), grant.h (grant references), xenbus.h (the store and the
+ * frontend/backend handshake).  This header declares the context:
  * one connection to a hypervisor, real Xen or the embedded one.
  *
  * Error convention everywhere: 0 (or a non-negative count) on success, a
@@ -23,6 +24,7 @@
 #include <pvabi/grant.h>
 #include <pvabi/ring.h>
 #include <pvabi/types.h>
+#include <pvabi/xenbus.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -82,10 +84,18 @@ pvabi_domid pvabi_own_domid(const pvabi_ctx *ctx);
 const char *pvabi_platform(const pvabi_ctx *ctx);
 
 /**
- * pvabi_fd() - the context's one pollable file descriptor.  It becomes
- * readable (POLLIN) when an event channel of this context may have an event
- * pending; then call pvabi_evtchn_pending().  Spurious wake-ups are possible
- * and harmless.  The fd belongs to the context: do not read or close it.
+ * pvabi_fd() - the context's one pollable file descriptor, for the caller's
+ * event loop (poll, epoll, select...).  It becomes readable (POLLIN) when
+ * - an event channel of this context may have an event pending: call
+ *   pvabi_evtchn_pending();
+ * - a store watch event is queued (once the store is in use, see
+ *   pvabi/xenbus.h): call pvabi_store_process().
+ * It is an epoll fd the context owns, holding the platform's event fd from
+ * the start and the store's watch fd from the first store call.  Spurious
+ * wake-ups are possible and harmless: both calls then return 0; a caller
+ * that does not know which one woke it calls both.  The fd stays the same
+ * for the context's life; do not read or close it.
+ * Never fails; thread-safe.
  */
 int pvabi_fd(const pvabi_ctx *ctx);
 

@@ -30,6 +30,17 @@ struct pvabi__event {
     uint8_t closed;   /* the peer closed or died; the port is now CLOSED */
 };
 
+/* Where a context's xenstore is, for src/xenbus/store.c (platform op
+ * store_where). */
+struct pvabi__store_where {
+    /* The store's unix socket, for libxenstore's XENSTORED_PATH; "" for
+     * libxenstore's own default (xenstored's socket, /dev/xen/xenbus). */
+    char path[108];
+    /* 1: the store learns which domain speaks from a control command
+     * ("pvabi-domid <domid>") sent right after opening (local). */
+    int select_domid;
+};
+
 struct pvabi_platform_ops {
     const char *name; /* "xen" or "local" */
 
@@ -39,8 +50,13 @@ struct pvabi_platform_ops {
     /* Disconnects and frees everything the platform holds, including the
      * handles of shares whose revoke returned -EBUSY. */
     void (*close)(pvabi_ctx *ctx, void *plat);
-    /* The pollable fd of pvabi_fd(). */
+    /* The platform's pollable event fd; the core puts it in the epoll set
+     * that pvabi_fd() returns. */
     int (*fd)(void *plat);
+    /* Where the store is (see struct pvabi__store_where); -errno (logged)
+     * if it cannot be said, e.g. -ENAMETOOLONG.  No lock needed: it only
+     * reads what open set. */
+    int (*store_where)(pvabi_ctx *ctx, void *plat, struct pvabi__store_where *w);
 
     /* ---- event channels -------------------------------------------- */
     int (*evtchn_alloc)(pvabi_ctx *ctx, void *plat, pvabi_domid remote, pvabi_port *port);

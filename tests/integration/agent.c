@@ -749,6 +749,8 @@ static int dispatch(struct agent *ag, struct it_msg *m)
     case IT_OP_MAP_BENCH:
         return op_map_bench(ag, m);
     default:
+        if (m->op >= IT_OP_XB_FIRST && m->op <= IT_OP_XB_LAST)
+            return it_xb_dispatch(ag->ctx, m);
         agent_fail(ag, "unknown command %u", m->op);
     }
 }
@@ -761,11 +763,13 @@ static int contextless(struct agent *ag, struct it_msg *m)
         /* exit() rather than _exit() after a close, so that LeakSanitizer
          * checks that pvabi_close() freed everything. */
         if (m->a[0] && ag->ctx) {
+            it_xb_forget();
             pvabi_close(ag->ctx);
             exit(0);
         }
         _exit(0);
     case IT_OP_CLOSE:
+        it_xb_forget();
         pvabi_close(ag->ctx);
         ag->ctx = NULL;
         memset(ag->grants, 0, sizeof(ag->grants));

@@ -457,8 +457,10 @@ void it_agent_start(struct it_agent *a, const char *name)
 
 void it_agent_start_as(struct it_agent *a, const char *name, pvabi_domid domid)
 {
-    if (it_remote_addr_for(name))
-        it_fail("agent %s: a remote agent cannot claim a domid", name);
+    /* A remote agent is in the server's domain: on Xen, a domU that stays
+     * when the agent dies, so a new agent there is that domain again. */
+    if (it_remote_addr_for(name) && !it_is_xen())
+        it_fail("agent %s: a remote agent on the local platform cannot claim a domid", name);
     agent_start(a, name, domid);
 }
 

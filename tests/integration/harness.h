@@ -148,6 +148,25 @@ enum it_op {
     IT_OP_FD_COUNT,     /* -> a[0] open fds of the agent */
     IT_OP_EVTCHN_WAIT,  /* a: max, timeout ms: pvabi_evtchn_wait() as is -> n ports in v */
     IT_OP_KILL,         /* coordinator -> remote proxy only: kill the remote agent (remote.c) */
+    /* xenbus (xb.c); side: 0 frontend, 1 backend; text: type or path */
+    IT_OP_XB_FIRST = 100,
+    IT_OP_XB_FRONT_START = IT_OP_XB_FIRST, /* a: devid */
+    IT_OP_XB_FRONT_CONNECT,                /* a: pages, timeout, wait connected -> a[0] port */
+    IT_OP_XB_FRONT_SEND,                   /* a: count */
+    IT_OP_XB_FRONT_RECV,                   /* a: until, timeout -> a[0] answered */
+    IT_OP_XB_BACK_START,                   /* a: frontend, devid, max ring order */
+    IT_OP_XB_BACK_SERVE,                   /* a: count, timeout -> a[0] answered */
+    IT_OP_XB_WAIT,                         /* a: side, until, timeout */
+    IT_OP_XB_STATE,                        /* a: side -> a: state, peer, reattached, order, port */
+    IT_OP_XB_EVENTS,                       /* a: side -> v: callback events since the last EVENTS */
+    IT_OP_XB_DISCONNECT,                   /* a: side */
+    IT_OP_XB_CLOSE,                        /* a: side, release ring and port (frontend) */
+    IT_OP_XB_READ,                         /* text: path -> text: value */
+    IT_OP_XB_WRITE,                        /* text: path=value */
+    IT_OP_XB_RM,                           /* text: path */
+    IT_OP_XB_ADD,                          /* a: frontend, backend, devid; text: type */
+    IT_OP_XB_REMOVE,                       /* same */
+    IT_OP_XB_LAST = IT_OP_XB_REMOVE,
 };
 
 /* What IT_OP_FILL/CHECK/PEEK address. */
@@ -180,8 +199,9 @@ struct it_agent {
 void it_agent_start(struct it_agent *a, const char *name);
 /* The same, as domain @domid: a process restarted in the domain an agent
  * that died was (on the local platform it claims the domid with
- * PVABI_LOCAL_DOMID; on Xen a local agent is in dom0's domain anyway).
- * Fails the test if the agent is not that domain. */
+ * PVABI_LOCAL_DOMID; on Xen an agent is in its server's domain anyway:
+ * dom0, or the domU of a remote one).  Fails the test if the agent is not
+ * that domain. */
 void it_agent_start_as(struct it_agent *a, const char *name, pvabi_domid domid);
 /* Sends a command without waiting. */
 void it_agent_send(struct it_agent *a, const struct it_msg *m);
@@ -249,6 +269,52 @@ struct it_seg {
  * mask of successful from-foreign segments whose bytes were wrong. */
 int it_copy(struct it_agent *a, const struct it_seg *segs, unsigned n, int *status,
             uint64_t *bad_data);
+
+/* ---- xenbus commands (xb.c) ------------------------------------------------ */
+
+enum { IT_XB_FRONT = 0, IT_XB_BACK = 1 };
+
+struct it_xb_state {
+    int state, peer, reattached;
+    unsigned order;
+    pvabi_port port;
+};
+
+/* Agent side: runs an IT_OP_XB_* command; it_xb_forget() before the
+ * context closes. */
+int it_xb_dispatch(pvabi_ctx *ctx, struct it_msg *m);
+void it_xb_forget(void);
+
+/* The toolstack step, by a privileged agent. */
+int it_xb_device_add(struct it_agent *ts, const char *type, pvabi_domid fe, pvabi_domid be,
+                     unsigned devid);
+int it_xb_device_remove(struct it_agent *ts, const char *type, pvabi_domid fe, pvabi_domid be,
+                        unsigned devid);
+int it_xb_read(struct it_agent *a, const char *path, char *value, size_t size);
+int it_xb_write(struct it_agent *a, const char *path, const char *value);
+int it_xb_rm(struct it_agent *a, const char *path);
+/* Frontend: open + start; then wait for the backend, share a ring of
+ * @pages, allocate the port, publish (and wait for Connected if @wait). */
+int it_xb_front_start(struct it_agent *fe, const char *type, unsigned devid);
+int it_xb_front_connect(struct it_agent *fe, unsigned pages, int timeout_ms, int wait);
+void it_xb_front_connect_send(struct it_agent *fe, unsigned pages, int timeout_ms, int wait);
+/* Publishes @count more requests; waits until @until have been answered
+ * correctly (*answered: how many were). */
+int it_xb_front_send(struct it_agent *fe, unsigned count);
+int it_xb_front_recv(struct it_agent *fe, uint64_t until, int timeout_ms, uint64_t *answered);
+/* Backend: open, advertise max-ring-page-order @max_order, start. */
+int it_xb_back_start(struct it_agent *be, const char *type, pvabi_domid fe, unsigned devid,
+                     unsigned max_order);
+/* Answers exactly @count requests (attaching to the ring first). */
+int it_xb_back_serve(struct it_agent *be, unsigned count, int timeout_ms, unsigned *served);
+void it_xb_back_serve_send(struct it_agent *be, unsigned count, int timeout_ms);
+int it_xb_wait(struct it_agent *a, int side, int until, int timeout_ms);
+void it_xb_wait_send(struct it_agent *a, int side, int until, int timeout_ms);
+int it_xb_state(struct it_agent *a, int side, struct it_xb_state *st);
+/* The events the side's callback saw since the last call (at most @max). */
+unsigned it_xb_events(struct it_agent *a, int side, int *events, unsigned max);
+int it_xb_disconnect(struct it_agent *a, int side);
+int it_xb_close(struct it_agent *a, int side, int release_ring);
 
 /* Whether @a's pvabi_evtchn_state() asks Xen: everywhere but in a Xen
  * domU, whose Linux privcmd refuses hypercalls to unprivileged domains

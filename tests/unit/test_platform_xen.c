@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -603,7 +604,11 @@ static void test_open_reads_domid_and_makes_fd_nonblocking(void **state)
     ctx = open_default();
     assert_string_equal(pvabi_platform(ctx), "xen");
     assert_int_equal(pvabi_own_domid(ctx), 7);
-    assert_int_equal(pvabi_fd(ctx), evtchn_fd);
+    /* pvabi_fd() is the context's epoll set, which holds the evtchn fd. */
+    struct epoll_event ev = { .events = EPOLLIN };
+    assert_int_not_equal(pvabi_fd(ctx), evtchn_fd);
+    assert_int_equal(epoll_ctl(pvabi_fd(ctx), EPOLL_CTL_ADD, evtchn_fd, &ev), -1);
+    assert_int_equal(errno, EEXIST);
     assert_true(fcntl(evtchn_fd, F_GETFL) & O_NONBLOCK);
     close_default(ctx);
 }

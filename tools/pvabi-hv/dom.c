@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "hv.h"
+#include "xs.h"
 
 struct hv_dom *hv_dom_new(int sock, pid_t pid, uid_t uid)
 {
@@ -133,6 +134,8 @@ int32_t hv_op_hello(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *rs)
     rs->len = sizeof(out);
     hv_info("%s: connected (uid %u)%s", hv_who(d), (unsigned)d->uid,
             d->privileged ? ", privileged" : "");
+    /* Its home exists, and @introduceDomain has fired, before it hears back. */
+    xs_introduce(d);
     return 0;
 }
 
@@ -194,6 +197,10 @@ static void dom_kill(struct hv_dom *d)
     hv_grant_drop_mappings(d);
     hv_grant_reclaim(d);
     d->state = DOM_ZOMBIE;
+    /* The store last: whoever @releaseDomain or its home's removal wakes
+     * finds the channels closed (their notices queued before) and the grants
+     * reclaimed.  All in this batch, before any other request is read. */
+    xs_release(d);
     if (d->grants_live)
         hv_info("%s: %u grants still mapped; reclaimed when unmapped", hv_who(d), d->grants_live);
     hv_dom_release_if_done(d);

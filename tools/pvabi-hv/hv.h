@@ -66,8 +66,9 @@ const char *hv_errname(int status);
 
 /* ---- objects ---------------------------------------------------------- */
 
-/* What an epoll event points at: the first member of each source. */
-enum hv_src_kind { SRC_LISTEN, SRC_SIGNAL, SRC_TIMER, SRC_CONN };
+/* What an epoll event points at: the first member of each source.  The
+ * store's (xs.h): its listening socket and its connections. */
+enum hv_src_kind { SRC_LISTEN, SRC_SIGNAL, SRC_TIMER, SRC_CONN, SRC_STORE_LISTEN, SRC_STORE_CONN };
 struct hv_source {
     enum hv_src_kind kind;
 };
@@ -170,7 +171,7 @@ struct hv_state {
     unsigned nallow;
     unsigned idle_secs; /* 0: never exit when idle */
     uint32_t next_domid;
-    uint32_t nconns; /* connections, with or without HELLO */
+    uint32_t nconns; /* connections, with or without HELLO, and store connections */
     bool stop;
     struct hv_dom *all;
     struct hv_dom *doomed;

@@ -13,20 +13,27 @@
 #include <unistd.h>
 
 #include "hv.h"
+#include "xs.h"
 
 static void usage(FILE *f)
 {
     fputs("usage: pvabi-hv --socket PATH [--daemon] [--ready-fd N] [--exit-when-idle SECONDS]\n"
           "                [--privileged-domid N] [--allow-uid UID]... "
           "[--log-level warn|info|debug]\n"
-          "  --socket PATH          listen there (its directory is made with mode 0700)\n"
+          "                [--store-quota NAME=N]...\n"
+          "  --socket PATH          listen there (its directory is made with mode 0700); the\n"
+          "                         embedded xenstore listens on PATH.xenstore\n"
           "  --daemon               detach: double fork, new session, stdio to /dev/null\n"
           "  --ready-fd N           write one byte to fd N and close it once listening\n"
           "  --exit-when-idle SECS  exit after SECS seconds without any connection\n"
           "  --privileged-domid N   the domid of the privileged domain (default 0)\n"
           "  --allow-uid UID        a uid that may claim the privileged domid (repeatable;\n"
           "                         default: the daemon's own uid)\n"
-          "  --log-level LEVEL      what goes to stderr: warn (default), info or debug\n",
+          "  --log-level LEVEL      what goes to stderr: warn (default), info or debug\n"
+          "  --store-quota NAME=N   a store quota for each unprivileged domain (repeatable):\n"
+          "                         nodes (1000), value-size (2048), watches (128),\n"
+          "                         transactions (10), perms (5), transaction-nodes (1024),\n"
+          "                         path-max (2048, at most 2048)\n",
           f);
 }
 
@@ -97,6 +104,8 @@ static int parse_opt(int c, const char *arg, struct hv_config *cfg)
     case 'l':
         hv_log_level = parse_level(arg);
         return hv_log_level < 0 ? -1 : 0;
+    case 'q':
+        return xs_quota_parse(arg);
     }
     return -1;
 }
@@ -111,6 +120,7 @@ static int parse_args(int argc, char **argv, struct hv_config *cfg)
         { "privileged-domid", required_argument, NULL, 'p' },
         { "allow-uid", required_argument, NULL, 'u' },
         { "log-level", required_argument, NULL, 'l' },
+        { "store-quota", required_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "hv.h"
+#include "xs.h"
 
 struct hv_state hv;
 
@@ -30,9 +31,21 @@ static struct hv_source listen_src = { SRC_LISTEN };
 static struct hv_source signal_src = { SRC_SIGNAL };
 static struct hv_source timer_src = { SRC_TIMER };
 
-/* What identifies the socket file we made, so we unlink only that one. */
-static dev_t sock_dev;
-static ino_t sock_ino;
+/* A socket file this daemon makes: bound under a temporary name, renamed
+ * into place once listening, and unlinked at exit only if it is still the
+ * file we made (dev, ino). */
+struct sock_file {
+    const char *what;
+    int type;
+    char path[PATH_MAX];
+    char temp[PATH_MAX];
+    dev_t dev;
+    ino_t ino;
+};
+
+static struct sock_file main_sock = { .what = "socket", .type = SOCK_SEQPACKET };
+/* The embedded store's, at PATH.xenstore (xs.h). */
+static struct sock_file store_sock = { .what = "store socket", .type = SOCK_STREAM };
 
 /* ---- claiming the path --------------------------------------------------- */
 
@@ -88,16 +101,21 @@ static int fill_addr(const char *path, struct sockaddr_un *sa)
 }
 
 /* 0 if nothing answers at @path (a dead daemon's socket is removed); -1 with
- * a message if a daemon answers or something else is there. */
-static int clear_stale(const char *path, const struct sockaddr_un *sa)
+ * a message if something else is there, -2 if a daemon answers. */
+static int clear_stale(const char *path, int type)
 {
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa;
     struct stat st;
     int r, err;
 
     if (fd < 0)
         return fprintf(stderr, "pvabi-hv: socket: %s\n", strerror(errno)), -1;
-    r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+    if (fill_addr(path, &sa) != 0) {
+        close(fd);
+        return fprintf(stderr, "pvabi-hv: %s: path too long for a socket\n", path), -1;
+    }
+    r = connect(fd, (const struct sockaddr *)&sa, sizeof(sa));
     err = errno;
     close(fd);
     if (r == 0) {
@@ -137,45 +155,28 @@ static int take_lock(const char *path)
     return fd; /* kept open for the daemon's life: that holds the lock */
 }
 
-static char temp_path[PATH_MAX];
-
-static const char *temp_name(const char *path)
-{
-    snprintf(temp_path, sizeof(temp_path), "%s.%ld.new", path, (long)getpid());
-    return temp_path;
-}
-
 /* Listening now: make the socket visible under its real name. */
-static int publish_socket(const char *path)
+static int publish_socket(struct sock_file *f)
 {
-    if (rename(temp_path, path) == 0)
+    if (rename(f->temp, f->path) == 0)
         return 0;
-    fprintf(stderr, "pvabi-hv: renaming %s to %s: %s\n", temp_path, path, strerror(errno));
-    unlink(temp_path);
+    fprintf(stderr, "pvabi-hv: renaming %s to %s: %s\n", f->temp, f->path, strerror(errno));
+    unlink(f->temp);
     return -1;
 }
 
-/* Bound, not yet listening: see hv_server_run(). */
-static int bind_to(const char *path)
+/* Bound under f->temp, not yet listening: see hv_server_run(). */
+static int bind_file(struct sock_file *f)
 {
+    int n = snprintf(f->temp, sizeof(f->temp), "%s.%ld.new", f->path, (long)getpid());
     struct sockaddr_un sa;
     struct stat st;
-    int fd, r;
+    int fd;
 
-    r = make_parent(path);
-    if (r == 0)
-        r = fill_addr(path, &sa);
-    if (r)
-        return fprintf(stderr, "pvabi-hv: %s: %s\n", path, strerror(-r)), -1;
-    warn_if_public(path);
-    if ((r = take_lock(path)) < 0 || (r = clear_stale(path, &sa)) < 0)
-        return r;
-    /* Bound under a temporary name and renamed into place once listening
-     * (publish_socket), so that a socket others can see always answers. */
-    if (fill_addr(temp_name(path), &sa) != 0)
-        return fprintf(stderr, "pvabi-hv: socket path too long\n"), -1;
+    if (n >= (int)sizeof(f->temp) || fill_addr(f->temp, &sa) != 0)
+        return fprintf(stderr, "pvabi-hv: %s path too long\n", f->what), -1;
     unlink(sa.sun_path);
-    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    fd = socket(AF_UNIX, f->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
         stat(sa.sun_path, &st) != 0) {
         fprintf(stderr, "pvabi-hv: binding %s: %s\n", sa.sun_path, strerror(errno));
@@ -183,17 +184,47 @@ static int bind_to(const char *path)
             close(fd);
         return -1;
     }
-    sock_dev = st.st_dev;
-    sock_ino = st.st_ino;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
     return fd;
 }
 
-static void unlink_ours(const char *path)
+/* Both sockets bound (the lock held), or a negative status: -2 when another
+ * daemon holds the path. */
+static int bind_to(const char *path, int *store_fd)
+{
+    struct sockaddr_un sa;
+    int r, fd;
+
+    snprintf(main_sock.path, sizeof(main_sock.path), "%s", path);
+    r = snprintf(store_sock.path, sizeof(store_sock.path), "%s.xenstore", path);
+    if (r >= (int)sizeof(store_sock.path) || fill_addr(store_sock.path, &sa) != 0)
+        return fprintf(stderr, "pvabi-hv: %s.xenstore: too long for a socket path\n", path), -1;
+    r = make_parent(path);
+    if (r)
+        return fprintf(stderr, "pvabi-hv: %s: %s\n", path, strerror(-r)), -1;
+    warn_if_public(path);
+    if ((r = take_lock(path)) < 0 || (r = clear_stale(path, SOCK_SEQPACKET)) < 0 ||
+        (r = clear_stale(store_sock.path, SOCK_STREAM)) < 0)
+        return r;
+    fd = bind_file(&main_sock);
+    if (fd < 0)
+        return -1;
+    *store_fd = bind_file(&store_sock);
+    if (*store_fd < 0) {
+        close(fd);
+        unlink(main_sock.temp);
+        return -1;
+    }
+    return fd;
+}
+
+static void unlink_ours(const struct sock_file *f)
 {
     struct stat st;
 
-    if (lstat(path, &st) == 0 && st.st_dev == sock_dev && st.st_ino == sock_ino)
-        unlink(path);
+    if (lstat(f->path, &st) == 0 && st.st_dev == f->dev && st.st_ino == f->ino)
+        unlink(f->path);
 }
 
 /* ---- process set-up ------------------------------------------------------- */
@@ -263,7 +294,8 @@ static int loop_setup(void)
     hv.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (hv.epfd < 0 || hv.sigfd < 0 || (hv.idle_secs && hv.timerfd < 0) || hv.reserve_fd < 0)
         return -1;
-    if (watch(hv.lsock, &listen_src) || watch(hv.sigfd, &signal_src))
+    if (watch(hv.lsock, &listen_src) || watch(xs.lsock, &xs.listen_src) ||
+        watch(hv.sigfd, &signal_src))
         return -1;
     if (hv.timerfd >= 0 && watch(hv.timerfd, &timer_src))
         return -1;
@@ -307,13 +339,14 @@ static void on_signal(void)
 
 static void on_timer(void)
 {
-    struct pollfd pending = { .fd = hv.lsock, .events = POLLIN };
+    struct pollfd pending[2] = { { .fd = hv.lsock, .events = POLLIN },
+                                 { .fd = xs.lsock, .events = POLLIN } };
     uint64_t expirations;
 
     if (read(hv.timerfd, &expirations, sizeof(expirations)) != sizeof(expirations))
         return;
-    /* A connection still in the backlog is a domain on its way: stay. */
-    if (hv.nconns == 0 && poll(&pending, 1, 0) == 0) {
+    /* A connection still in a backlog is a client on its way: stay. */
+    if (hv.nconns == 0 && poll(pending, 2, 0) == 0) {
         hv_info("no domain for %u s: stopping", hv.idle_secs);
         hv.stop = true;
     }
@@ -334,6 +367,12 @@ static void on_event(struct hv_source *src, uint32_t events)
     case SRC_CONN:
         hv_conn_event((struct hv_dom *)src, events);
         break;
+    case SRC_STORE_LISTEN:
+        xs_accept();
+        break;
+    case SRC_STORE_CONN:
+        xs_conn_event((struct xs_conn *)src, events);
+        break;
     }
 }
 
@@ -349,17 +388,23 @@ static int loop_run(void)
             return hv_warn("epoll_wait: %s", strerror(errno)), -1;
         for (int i = 0; i < n; i++)
             on_event(evs[i].data.ptr, evs[i].events);
-        /* Deaths only now: the batch may still point at doomed domains. */
+        /* Deaths only now: the batch may still point at doomed domains
+         * (and at closed store connections). */
         hv_reap();
         hv_free_released();
+        xs_free_closed();
     }
     return 0;
 }
 
-static void loop_teardown(const char *path)
+static void loop_teardown(void)
 {
+    /* Store clients first: nobody is left to watch the domains go. */
+    xs_close_all();
     hv_dom_kill_all();
-    unlink_ours(path);
+    xs_teardown();
+    unlink_ours(&store_sock);
+    unlink_ours(&main_sock);
     close(hv.lsock);
     close(hv.epfd);
     close(hv.sigfd);
@@ -372,6 +417,7 @@ static void loop_teardown(const char *path)
 int hv_server_run(const struct hv_config *cfg)
 {
     int ready_fd = cfg->ready_fd;
+    int store_fd = -1;
     int r;
 
     hv.priv_domid = cfg->priv_domid;
@@ -380,26 +426,37 @@ int hv_server_run(const struct hv_config *cfg)
     hv.idle_secs = cfg->idle_secs;
     hv.next_domid = 1;
     raise_fd_limit();
-    hv.lsock = bind_to(cfg->socket);
+    hv.lsock = bind_to(cfg->socket, &store_fd);
     if (hv.lsock < 0)
         return hv.lsock == -2 ? HV_EXIT_TAKEN : 1;
+    if (xs_init(store_fd) != 0) {
+        fprintf(stderr, "pvabi-hv: setting up the store: out of memory\n");
+        unlink(main_sock.temp);
+        unlink(store_sock.temp);
+        return 1;
+    }
     /* stdio becomes /dev/null in a daemon: keep the ready fd out of its way. */
     if (cfg->daemon && ready_fd >= 0 && ready_fd <= STDERR_FILENO) {
         ready_fd = fcntl(cfg->ready_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
         close(cfg->ready_fd);
     }
     /* listen() after the forks: SO_PEERCRED then tells clients the pid of
-     * the daemon, not of the parent that exited. */
+     * the daemon, not of the parent that exited.  The store's socket is
+     * published first: once the main one answers, the store does too. */
     if ((cfg->daemon && daemonize() != 0) || listen(hv.lsock, SOMAXCONN) != 0 ||
-        loop_setup() != 0 || publish_socket(cfg->socket) != 0) {
+        listen(store_fd, SOMAXCONN) != 0 || loop_setup() != 0 || publish_socket(&store_sock) != 0 ||
+        publish_socket(&main_sock) != 0) {
         hv_warn("setting up: %s", strerror(errno));
-        unlink(temp_path);
-        unlink_ours(cfg->socket);
+        unlink(main_sock.temp);
+        unlink(store_sock.temp);
+        unlink_ours(&store_sock);
+        unlink_ours(&main_sock);
         return 1;
     }
-    hv_info("listening on %s (privileged domid %u)", cfg->socket, hv.priv_domid);
+    hv_info("listening on %s and %s (privileged domid %u)", main_sock.path, store_sock.path,
+            hv.priv_domid);
     ready(ready_fd);
     r = loop_run();
-    loop_teardown(cfg->socket);
+    loop_teardown();
     return r ? 1 : 0;
 }

@@ -234,6 +234,37 @@ static int hello(pvabi_ctx *ctx, struct lc *lc)
     return 0;
 }
 
+/* Remembers the socket's absolute path: the store socket is found next to
+ * it, possibly after the process changed its working directory. */
+static void remember_path(struct lc *lc, const char *path)
+{
+    char cwd[sizeof(lc->sock_path)];
+    int n = -1;
+
+    if (path[0] == '/')
+        n = snprintf(lc->sock_path, sizeof(lc->sock_path), "%s", path);
+    else if (getcwd(cwd, sizeof(cwd)))
+        n = snprintf(lc->sock_path, sizeof(lc->sock_path), "%s/%s", cwd, path);
+    if (n < 0 || (size_t)n >= sizeof(lc->sock_path))
+        snprintf(lc->sock_path, sizeof(lc->sock_path), "%s", path); /* relative, as given */
+}
+
+int pvabi__lc_store_where(pvabi_ctx *ctx, void *plat, struct pvabi__store_where *w)
+{
+    struct lc *lc = plat;
+    int n = snprintf(w->path, sizeof(w->path), "%s.xenstore", lc->sock_path);
+
+    w->select_domid = 1;
+    if (n >= 0 && (size_t)n < sizeof(w->path))
+        return 0;
+    pvabi__err(ctx,
+               "local platform: the store socket \"%s.xenstore\" is longer than a unix "
+               "socket address holds (%zu bytes): use a shorter PVABI_LOCAL_SOCKET",
+               lc->sock_path, sizeof(w->path) - 1);
+    w->path[0] = '\0';
+    return -ENAMETOOLONG;
+}
+
 int pvabi__lc_connect(pvabi_ctx *ctx, struct lc *lc, const char *arg)
 {
     struct sockaddr_un sa;
@@ -247,6 +278,7 @@ int pvabi__lc_connect(pvabi_ctx *ctx, struct lc *lc, const char *arg)
     if (rc < 0)
         return rc;
     lc->sock = rc;
+    remember_path(lc, sa.sun_path);
     rc = pvabi__lc_wire_setup(ctx, lc);
     return rc < 0 ? rc : hello(ctx, lc);
 }

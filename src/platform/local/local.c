@@ -106,6 +106,7 @@ const struct pvabi_platform_ops pvabi__platform_local = {
     .open = local_open,
     .close = local_close,
     .fd = local_fd,
+    .store_where = pvabi__lc_store_where,
     .evtchn_alloc = pvabi__lc_evtchn_alloc,
     .evtchn_bind = pvabi__lc_evtchn_bind,
     .evtchn_unbind = pvabi__lc_evtchn_unbind,

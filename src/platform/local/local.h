@@ -95,6 +95,7 @@ struct lc {
     uint32_t seq;        /* last request number */
     pid_t child;         /* a started daemon not yet collected, or 0 */
     pvabi_domid domid;
+    char sock_path[108];   /* the daemon's socket, absolute (its store is at PATH.xenstore) */
     struct lc_port *ports; /* HV_PORTS_MAX slots, never moved: notify reads it unlocked */
     struct lc_pages *shares, *maps;
     struct lc_queue queue;
@@ -144,6 +145,8 @@ int pvabi__lc_connect(pvabi_ctx *ctx, struct lc *lc, const char *arg);
 int pvabi__lc_autostart(pvabi_ctx *ctx, struct lc *lc, const char *sock_path);
 /* Collects the started process if it has exited (platform close). */
 void pvabi__lc_reap(struct lc *lc);
+/* The store op: "<daemon socket>.xenstore" (pvabi-hv's embedded store). */
+int pvabi__lc_store_where(pvabi_ctx *ctx, void *plat, struct pvabi__store_where *w);
 
 /* ---- ports.c: event channels (ops, see platform.h) ---------------------- */
 

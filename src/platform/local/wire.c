@@ -168,6 +168,7 @@ static int send_msg(pvabi_ctx *ctx, struct lc *lc, const struct hv_hdr *h, const
 
     if (h->nfds) {
         struct cmsghdr *c;
+        memset(ctl.buf, 0, sizeof(ctl.buf)); /* no uninitialised padding on the wire */
         mh.msg_control = ctl.buf;
         mh.msg_controllen = CMSG_SPACE(sizeof(int) * h->nfds);
         c = CMSG_FIRSTHDR(&mh);

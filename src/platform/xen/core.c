@@ -217,11 +217,23 @@ static int xen_fd(void *plat)
     return ((struct pvabi__xen *)plat)->fd;
 }
 
+/* xenstored (dom0) or the xenbus device (domU): libxenstore's default,
+ * which knows which domain speaks. */
+static int xen_store_where(pvabi_ctx *ctx, void *plat, struct pvabi__store_where *w)
+{
+    (void)ctx;
+    (void)plat;
+    w->path[0] = '\0';
+    w->select_domid = 0;
+    return 0;
+}
+
 const struct pvabi_platform_ops pvabi__platform_xen = {
     .name = "xen",
     .open = xen_open,
     .close = xen_close,
     .fd = xen_fd,
+    .store_where = xen_store_where,
     .evtchn_alloc = pvabi__xen_evtchn_alloc,
     .evtchn_bind = pvabi__xen_evtchn_bind,
     .evtchn_unbind = pvabi__xen_evtchn_unbind,
