@@ -683,6 +683,55 @@ static void test_permissions_of_dead_domain_not_inherited_by_domid_reuse(void **
                    "a new domain with a dead one's domid reads its grant");
 }
 
+/* Regression: a transaction open while a domain is released held copies of
+ * nodes naming it; committing them would have handed its access to the
+ * next domain with its domid.  The release makes such commits retry. */
+static void test_release_makes_open_transactions_retry(void **state)
+{
+    struct fx_event ev[8];
+    struct fx_dom a, b;
+    char p[128], perms[64];
+    uint32_t tx;
+
+    (void)state;
+    fx_dom_spawn(&a, -1, 1);
+    fx_dom_spawn(&b, -1, 1);
+    snprintf(p, sizeof(p), "%s/secret", a.home);
+    assert_int_equal(fx_dom_tx_start(&a, &tx), 0);
+    assert_int_equal(fx_dom_op(&a, FX_OP_WRITE, tx, p, "s", 1, NULL, 0, NULL), 0);
+    snprintf(perms, sizeof(perms), "n%u r%u", a.domid, b.domid);
+    assert_int_equal(fx_dom_op(&a, FX_OP_SETPERMS, tx, p, perms, strlen(perms), NULL, 0, NULL), 0);
+    watch_release();
+    fx_dom_kill(&b);
+    wait_release(ev, 8);
+    assert_int_equal(fx_dom_tx_end(&a, tx, false), EAGAIN);
+    fx_expect_enoent(h, p);
+}
+
+/* Regression: a domain the toolstack made owner of "/" took the whole store
+ * with it when released.  The skeleton stays, given to the privileged
+ * domain. */
+static void test_release_of_root_owner_keeps_skeleton(void **state)
+{
+    struct fx_event ev[8];
+    struct fx_dom a;
+    char perms[32], got[64];
+
+    (void)state;
+    fx_dom_spawn(&a, -1, 1);
+    snprintf(perms, sizeof(perms), "n%u", a.domid);
+    assert_int_equal(fx_perms_set(h, "/", perms), 0);
+    assert_int_equal(fx_perms_set(h, "/local", perms), 0);
+    watch_release();
+    fx_dom_kill(&a);
+    wait_release(ev, 8);
+    assert_int_equal(fx_perms_get(h, "/", got, sizeof(got)), 0);
+    assert_string_equal(got, "n0");
+    fx_write(h, "/after", "1");
+    fx_expect_value(h, "/after", "1");
+    fx_expect_value(h, "/local/domain", "");
+}
+
 /* A connection from a process that is no domain speaks as the privileged
  * domain only if its uid is allowed (--allow-uid); otherwise the daemon
  * closes it.  Domains of that uid are still served. */
@@ -728,6 +777,8 @@ int main(int argc, char **argv)
         T(test_unprivileged_domain_may_not_use_privileged_requests),
         T(test_nodes_of_dead_domain_are_not_left_to_its_domid),
         T(test_permissions_of_dead_domain_not_inherited_by_domid_reuse),
+        T(test_release_makes_open_transactions_retry),
+        T(test_release_of_root_owner_keeps_skeleton),
         cmocka_unit_test_setup_teardown(test_toolstack_connection_from_disallowed_uid_is_closed,
                                         setup_no_toolstack, teardown_no_toolstack),
     };

@@ -293,6 +293,10 @@ void xs_view_fire(struct xs_req *rq, const char *path, bool exact, const struct 
                   const struct xs_perms *old);
 
 struct xs_tx *xs_tx_find(struct xs_conn *c, uint32_t id);
+/* A domain's release conflicts with every open transaction: their copies
+ * of nodes may still name it (as owner or in an entry), which a commit
+ * would give to a later domain with its domid.  They retry (EAGAIN). */
+void xs_tx_release_conflicts(void);
 /* A request that failed after changing its transaction leaves it half done
  * (a subtree half removed): as in Xen, such a transaction cannot commit. */
 uint64_t xs_tx_changes(const struct xs_tx *tx);

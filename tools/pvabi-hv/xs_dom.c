@@ -203,12 +203,20 @@ struct owned {
     bool nomem;
 };
 
+static bool is_skeleton(const char *path)
+{
+    return strcmp(path, "/") == 0 || strcmp(path, "/local") == 0 ||
+           strcmp(path, "/local/domain") == 0;
+}
+
 static void collect_owned(struct xs_node *n, void *arg)
 {
     struct owned *o = arg;
     char **grown;
 
-    if (n->perms.p[0].id != o->domid || o->nomem)
+    /* The skeleton every domain's home hangs from is never removed: an owner
+     * the toolstack gave it only loses it (strip_perms). */
+    if (n->perms.p[0].id != o->domid || o->nomem || is_skeleton(n->path))
         return;
     if (o->n == o->cap) {
         o->cap = o->cap ? o->cap * 2 : 16;
@@ -299,6 +307,7 @@ static void forget(uint32_t domid)
         hv_warn("store: releasing dom %u: removing %s: %s", domid, home, xs_errname(err));
     rm_owned(domid);
     xs_tree_each(strip_node, &domid);
+    xs_tx_release_conflicts();
     for (int i = 0; i < 2; i++)
         strip_perms(&xs.special[i], domid);
     dom->introduced = false;

@@ -49,6 +49,7 @@ struct xs_tx {
     uint32_t ndeltas;
     uint64_t changes; /* changes made in it, to tell whether a request made any */
     bool failed;      /* a change was left half done: it cannot commit */
+    bool stale;       /* a domain was released meanwhile: commit fails with EAGAIN */
 };
 
 /* ---- a transaction's entries ---------------------------------------------- */
@@ -450,7 +451,7 @@ static int tx_commit(struct xs_req *rq, struct xs_tx *tx)
 {
     struct xs_delta *d = NULL;
     uint32_t nd = 0;
-    int err = tx->failed ? ENOMEM : tx_conflicts(tx);
+    int err = tx->failed ? ENOMEM : tx->stale ? EAGAIN : tx_conflicts(tx);
 
     if (!err)
         err = tx_count(rq, tx, &d, &nd);
@@ -485,4 +486,11 @@ void xs_tx_drop_all(struct xs_conn *c)
         tx_unlink(c, tx);
         tx_free(tx);
     }
+}
+
+void xs_tx_release_conflicts(void)
+{
+    for (struct xs_conn *c = xs.conns; c; c = c->next)
+        for (struct xs_tx *tx = c->txs; tx; tx = tx->next)
+            tx->stale = true;
 }
