@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The one logging path: a callback per context or per process, else stderr
  * when PVABI_LOG asks for it, else silence. */
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,11 @@ static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pvabi__log_sink default_sink;
 static int default_set;
 
-static int env_level(void)
+static int env_level_value = -1;
+
+/* Read once: getenv() may not run while the xenbus layer briefly sets
+ * XENSTORED_PATH (setenv can free what a concurrent getenv reads). */
+static void env_level_read(void)
 {
     static const struct {
         const char *name;
@@ -25,8 +31,16 @@ static int env_level(void)
 
     for (size_t i = 0; v && i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(v, names[i].name) == 0)
-            return names[i].level;
-    return -1; /* silent */
+            env_level_value = names[i].level;
+}
+
+/* PVABI_LOG's level, -1 (silent) when unset or unknown. */
+static int env_level(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, env_level_read);
+    return env_level_value;
 }
 
 static const char *level_name(int level)
@@ -64,7 +78,7 @@ static struct pvabi__log_sink sink_for(const pvabi_ctx *ctx, int *found)
 
 void pvabi__log(const pvabi_ctx *ctx, int level, const char *fmt, ...)
 {
-    int found;
+    int found, saved_errno = errno; /* the callback or stdio must not change it */
     struct pvabi__log_sink s = sink_for(ctx, &found);
     char msg[512];
     va_list ap;
@@ -78,6 +92,7 @@ void pvabi__log(const pvabi_ctx *ctx, int level, const char *fmt, ...)
         s.fn(s.opaque, level, msg);
     else
         fprintf(stderr, "pvabi: %s: %s\n", level_name(level), msg);
+    errno = saved_errno;
 }
 
 PVABI_EXPORT void pvabi_log_set(pvabi_ctx *ctx, pvabi_log_fn *fn, void *opaque, int level)

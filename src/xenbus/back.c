@@ -95,8 +95,11 @@ static int fe_ring(pvabi_xenbus_back *b, pvabi_gref *refs, unsigned *order)
     uint32_t o = 0;
     int rc = fe_u32(d, "ring-page-order", &o, 1);
 
-    if (rc == -ENOENT) /* one page: `ring-ref` */
-        return fe_u32(d, "ring-ref", &refs[0], 0) < 0 ? -EPROTO : (*order = 0, 0);
+    if (rc == -ENOENT) { /* one page: `ring-ref` */
+        rc = fe_u32(d, "ring-ref", &refs[0], 0);
+        *order = 0;
+        return rc;
+    }
     if (rc < 0)
         return rc;
     if (o > b->max_order) {
@@ -119,7 +122,7 @@ static int map_and_bind(pvabi_xenbus_back *b, const pvabi_gref *refs, unsigned o
                         uint32_t remote_port)
 {
     struct xb_dev *d = &b->dev;
-    int status[1u << PVABI_XENBUS_RING_ORDER_MAX];
+    int status[1u << PVABI_XENBUS_RING_ORDER_MAX] = { 0 }; /* unset if the map fails early */
     pvabi_map *map;
     pvabi_port port;
     int rc = pvabi_grant_map(d->ctx, d->peer_domid, refs, 1u << order, 0, status, &map);
@@ -165,8 +168,10 @@ static int back_attach(struct xb_dev *d, int reattach)
         rc = fe_protocol(b);
     if (rc == 0)
         rc = map_and_bind(b, refs, order, port);
-    if (rc < 0)
+    if (rc < 0) {
+        b->protocol[0] = '\0'; /* "" while not attached */
         return rc;
+    }
     b->reattached = reattach;
     pvabi__debug(d->ctx, "xenbus: %s: %sattached: %u-page ring, port %u (frontend's %u), %s",
                  d->path, reattach ? "re-" : "", 1u << order, b->port, port, b->protocol);
@@ -374,7 +379,7 @@ void pvabi__xb_back_free(struct xb_dev *d)
 PVABI_EXPORT void pvabi_xenbus_back_close(pvabi_xenbus_back *b)
 {
     if (b)
-        pvabi__xb_back_free(&b->dev);
+        pvabi__xb_dev_close(&b->dev);
 }
 
 /* ---- getters ---------------------------------------------------------------- */

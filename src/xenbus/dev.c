@@ -252,12 +252,31 @@ static void feed_peer_state(struct xb_dev *d)
     pvabi__xb_dev_run(d, &ev);
 }
 
+static void dev_free(struct xb_dev *d);
+
+/* Runs @fn on @d as a wait does: a callback that closes @d (directly, or
+ * in a wait it starts) only dooms it, and it is freed here afterwards. */
+static void guarded(struct xb_dev *d, void (*fn)(struct xb_dev *))
+{
+    d->waiting++;
+    check_port(d);
+    if (!d->doomed)
+        fn(d);
+    if (--d->waiting == 0 && d->doomed)
+        dev_free(d);
+}
+
+static void feed_if_back(struct xb_dev *d)
+{
+    if (d->sm.role == XB_BACK)
+        feed_peer_state(d);
+}
+
 static void on_peer_state(pvabi_ctx *ctx, const char *path, void *opaque)
 {
     (void)ctx;
     (void)path;
-    check_port(opaque);
-    feed_peer_state(opaque);
+    guarded(opaque, feed_peer_state);
 }
 
 /* A domain died: ours, if the port bound to it is CLOSED.  Its state node
@@ -266,13 +285,9 @@ static void on_peer_state(pvabi_ctx *ctx, const char *path, void *opaque)
  * waits for the backend's rewrite instead. */
 static void on_release(pvabi_ctx *ctx, const char *path, void *opaque)
 {
-    struct xb_dev *d = opaque;
-
     (void)ctx;
     (void)path;
-    check_port(d);
-    if (d->sm.role == XB_BACK)
-        feed_peer_state(d);
+    guarded(opaque, feed_if_back);
 }
 
 int pvabi__xb_dev_start(struct xb_dev *d)
@@ -319,15 +334,28 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int dev_wait(struct xb_dev *d, int until, int timeout_ms);
+
 int pvabi__xb_dev_wait(struct xb_dev *d, int until, int timeout_ms)
+{
+    int rc;
+
+    if (timeout_ms < 0 || pvabi__xb_reached(&d->sm, until) < 0 || !d->started)
+        return -EINVAL;
+    d->waiting++;
+    rc = dev_wait(d, until, timeout_ms);
+    if (--d->waiting == 0 && d->doomed) {
+        dev_free(d);
+        return -ECANCELED;
+    }
+    return d->doomed ? -ECANCELED : rc;
+}
+
+static int dev_wait(struct xb_dev *d, int until, int timeout_ms)
 {
     int64_t deadline = now_ms() + timeout_ms;
     int outer_until = d->wait_until, outer_rc = d->wait_rc, rc;
 
-    if (timeout_ms < 0 || pvabi__xb_reached(&d->sm, until) < 0)
-        return -EINVAL;
-    if (!d->started)
-        return -EINVAL;
     d->wait_until = until;
     d->wait_rc = 0;
     for (;;) {
@@ -349,12 +377,14 @@ int pvabi__xb_dev_wait(struct xb_dev *d, int until, int timeout_ms)
         if (d->ops->port(d) && !d->sm.lost && left > XB_PORT_CHECK_MS)
             left = XB_PORT_CHECK_MS;
         rc = pvabi_store_wait(d->ctx, (int)left);
+        if (d->doomed)
+            rc = -ECANCELED; /* closed by a callback: touch nothing more */
         if (rc < 0)
             break;
     }
     d->wait_until = outer_until;
     d->wait_rc = outer_rc;
-    if (rc == -ETIMEDOUT) {
+    if (rc == -ETIMEDOUT && !d->doomed) {
         pvabi__debug(d->ctx, "xenbus: %s: no %d within %d ms (we are %s, the peer %s)", d->path,
                      until, timeout_ms, pvabi_xenbus_state_name(d->sm.own),
                      pvabi_xenbus_state_name(d->sm.peer));
@@ -397,13 +427,24 @@ void pvabi__xb_dev_unlink(struct xb_dev *d)
     pthread_mutex_unlock(&ctx->store_lock);
 }
 
+static void dev_free(struct xb_dev *d)
+{
+    if (d->sm.role == XB_FRONT)
+        pvabi__xb_front_free(d);
+    else
+        pvabi__xb_back_free(d);
+}
+
+void pvabi__xb_dev_close(struct xb_dev *d)
+{
+    if (d->waiting)
+        d->doomed = 1;
+    else
+        dev_free(d);
+}
+
 void pvabi__xb_devs_release(pvabi_ctx *ctx)
 {
-    while (ctx->xb_devs) {
-        struct xb_dev *d = ctx->xb_devs;
-        if (d->sm.role == XB_FRONT)
-            pvabi__xb_front_free(d);
-        else
-            pvabi__xb_back_free(d);
-    }
+    while (ctx->xb_devs)
+        dev_free(ctx->xb_devs);
 }

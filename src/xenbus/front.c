@@ -314,7 +314,7 @@ void pvabi__xb_front_free(struct xb_dev *d)
 PVABI_EXPORT void pvabi_xenbus_front_close(pvabi_xenbus_front *f)
 {
     if (f)
-        pvabi__xb_front_free(&f->dev);
+        pvabi__xb_dev_close(&f->dev);
 }
 
 /* ---- getters -------------------------------------------------------------------- */

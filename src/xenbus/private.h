@@ -51,6 +51,10 @@ struct xb_dev {
      * it otherwise (0: none yet). */
     int wait_until;
     int wait_rc;
+    /* Waits on this handle in progress (nested through callbacks); a close
+     * meanwhile only sets doomed, and the outermost wait frees it. */
+    int waiting;
+    int doomed;
     struct xb_dev *next, **pprev; /* the context's handles (ctx->xb_devs) */
 };
 
@@ -93,5 +97,8 @@ void pvabi__xb_devs_release(pvabi_ctx *ctx);
 /* ---- front.c / back.c: freeing a handle left at pvabi_close ------------ */
 void pvabi__xb_front_free(struct xb_dev *d);
 void pvabi__xb_back_free(struct xb_dev *d);
+/* pvabi_xenbus_*_close(): frees @d now, or, while a wait on it runs (a
+ * callback closed it), when the outermost wait returns. */
+void pvabi__xb_dev_close(struct xb_dev *d);
 
 #endif

@@ -89,6 +89,12 @@ static struct xs_handle *open_at(const char *path)
     pthread_mutex_lock(&env_lock);
     old = getenv("XENSTORED_PATH");
     old = old ? strdup(old) : NULL;
+    if (!old && getenv("XENSTORED_PATH")) {
+        /* Without a copy the caller's value could not be put back. */
+        pthread_mutex_unlock(&env_lock);
+        errno = ENOMEM;
+        return NULL;
+    }
     setenv("XENSTORED_PATH", path, 1);
     xsh = xs_open(0);
     err = errno;
@@ -98,6 +104,21 @@ static struct xs_handle *open_at(const char *path)
         unsetenv("XENSTORED_PATH");
     pthread_mutex_unlock(&env_lock);
     free(old);
+    errno = err;
+    return xsh;
+}
+
+/* xs_open(0) reads XENSTORED_PATH too: not while a local context's
+ * open_at() has it set to a pvabi-hv store. */
+static struct xs_handle *open_default(void)
+{
+    struct xs_handle *xsh;
+    int err;
+
+    pthread_mutex_lock(&env_lock);
+    xsh = xs_open(0);
+    err = errno;
+    pthread_mutex_unlock(&env_lock);
     errno = err;
     return xsh;
 }
@@ -129,7 +150,7 @@ static int open_store(pvabi_ctx *ctx, struct pvabi__store *st)
 
     if (rc < 0)
         return rc;
-    st->xsh = w.path[0] ? open_at(w.path) : xs_open(0);
+    st->xsh = w.path[0] ? open_at(w.path) : open_default();
     if (!st->xsh) {
         rc = xs_errno();
         if (rc == -ECONNREFUSED)

@@ -358,6 +358,59 @@ static void test_store_watch_release_domain_on_death(void **state)
     pvabi_close(dom0);
 }
 
+struct closer {
+    pvabi_xenbus_front *f;
+    int calls;
+};
+
+static void close_front(pvabi_ctx *ctx, const char *path, void *opaque)
+{
+    struct closer *c = opaque;
+
+    (void)ctx, (void)path;
+    if (c->calls++ == 1) /* not at registration: at the write */
+        pvabi_xenbus_front_close(c->f);
+}
+
+/* Regression: a watch callback that closed a xenbus handle while a wait on
+ * that handle ran made the wait use freed memory.  The wait now ends with
+ * -ECANCELED, and the handle is freed once nothing uses it. */
+static void test_store_handle_closed_by_callback_during_its_wait(void **state)
+{
+    struct closer c = { 0 };
+    pvabi_ctx *dom0, *fe;
+    pvabi_watch *w;
+    char p[96];
+
+    (void)state;
+    setenv("PVABI_LOCAL_DOMID", "0", 1);
+    int rc = pvabi_open(&dom0, it_platform());
+    unsetenv("PVABI_LOCAL_DOMID");
+    assert_int_equal(rc, 0);
+    assert_int_equal(pvabi_open(&fe, it_platform()), 0);
+    rc = pvabi_xenbus_device_add(dom0, "pvabi-test", pvabi_own_domid(fe), pvabi_own_domid(dom0), 9,
+                                 NULL, NULL);
+    if (rc == -EACCES) { /* a Xen domU: no toolstack here */
+        pvabi_close(fe);
+        pvabi_close(dom0);
+        skip();
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(pvabi_xenbus_front_open(fe, "pvabi-test", 9, NULL, NULL, &c.f), 0);
+    assert_int_equal(pvabi_xenbus_front_start(c.f), 0);
+    snprintf(p, sizeof(p), "/local/domain/%u/data/pvabi-closer-%d", pvabi_own_domid(fe),
+             (int)getpid());
+    assert_int_equal(pvabi_store_watch(fe, p, close_front, &c, &w), 0);
+    assert_int_equal(pvabi_store_write(fe, 0, p, "1"), 0);
+    assert_int_equal(pvabi_xenbus_front_wait(c.f, PVABI_XENBUS_EV_PEER_READY, 10000), -ECANCELED);
+    assert_int_equal(c.calls, 2);
+    pvabi_store_unwatch(w);
+    pvabi_store_rm(fe, 0, p);
+    pvabi_xenbus_device_remove(dom0, "pvabi-test", pvabi_own_domid(fe), pvabi_own_domid(dom0), 9);
+    pvabi_close(fe);
+    pvabi_close(dom0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +423,7 @@ int main(void)
         IT_TEST(test_store_txn_run_retries_on_conflict),
         IT_TEST(test_store_watch_through_context_fd),
         IT_TEST(test_store_watch_release_domain_on_death),
+        IT_TEST(test_store_handle_closed_by_callback_during_its_wait),
     };
     return it_run_tests("integration-store-api", tests);
 }

@@ -59,13 +59,15 @@ static void backend_up(struct xscene *s, unsigned max_order)
     assert_int_equal(it_xb_back_start(&s->be, TYPE, s->fe.domid, DEVID, max_order), 0);
 }
 
-/* The frontend connects while the backend waits for it. */
+/* The frontend connects while the backend waits for it.  The frontend
+ * starts first: a restarted one resets its state to Initialising, which the
+ * backend then sees rather than what a dead predecessor left. */
 static void connect_pair(struct xscene *s, unsigned pages)
 {
     struct it_msg r;
 
-    it_xb_wait_send(&s->be, IT_XB_BACK, PVABI_XENBUS_EV_CONNECTED, T_MS);
     assert_int_equal(it_xb_front_start(&s->fe, TYPE, DEVID), 0);
+    it_xb_wait_send(&s->be, IT_XB_BACK, PVABI_XENBUS_EV_CONNECTED, T_MS);
     assert_int_equal(it_xb_front_connect(&s->fe, pages, T_MS, 1), 0);
     assert_int_equal(it_agent_reply(&s->be, &r, 0), 0);
     s->sent = 0;
@@ -300,9 +302,12 @@ static void frontend_restarts(enum fe_point at)
     backend_up(&s, 0);
     frontend_dies_at(&s, at);
     fe_domid = s.fe.domid;
-    if (death_releases_domain()) {
-        /* Its store home went with it: the backend hears, detaches and is
-         * Closed, ready for the frontend to come back. */
+    /* The backend hears when the domain's death took its store home (local)
+     * or, once connected, when the port closes (everywhere); it detaches and
+     * is Closed, ready for the frontend to come back.  On Xen nothing tells
+     * it of a frontend process that died before connecting: the new one's
+     * Initialising does. */
+    if (death_releases_domain() || at == FE_CONNECTED) {
         assert_int_equal(it_xb_wait(&s.be, IT_XB_BACK, PVABI_XENBUS_EV_CLOSED, T_MS), 0);
         assert_true(saw_event(&s.be, IT_XB_BACK, PVABI_XENBUS_EV_PEER_LOST));
         struct it_xb_state st;

@@ -35,6 +35,10 @@ make_domu_initrd() {
         cp "$b" "$dir/usr/local/bin/"
         copy_lib_closure "$b" "$dir/usr/local/lib"
     done
+    # glibc dlopen()s libgcc_s for pthread_cancel (libxenstore's xs_close
+    # cancels its reader thread): without it the process aborts.  ldd does
+    # not list it.
+    cp -L "$(gcc -print-file-name=libgcc_s.so.1)" "$dir/usr/local/lib/"
     mv "$dir"/usr/local/lib/ld-linux-x86-64.so.2 "$dir/lib64/"
     mkdir -p "$work/payload/domu"
     xen_cpio "$dir" "$work/payload/domu/initrd.cpio"
