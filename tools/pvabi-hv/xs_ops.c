@@ -526,18 +526,25 @@ static int op_set_perms(struct xs_req *rq)
 
 /* ---- watches and transactions --------------------------------------------------- */
 
+/* WATCH and UNWATCH carry exactly two strings, as Xen: path and token.
+ * Returns the canonical path (NULL with *err set) and the token. */
+static char *watch_args(struct xs_req *rq, const char **token, bool *relative, int *err)
+{
+    if (xs_count_strings(rq->body, rq->hdr.len) != 2) {
+        *err = EINVAL;
+        return NULL;
+    }
+    *token = rq->body + strlen(rq->body) + 1;
+    return xs_canon(&rq->who, rq->body, true, relative, err);
+}
+
 static int op_watch(struct xs_req *rq)
 {
     const char *token;
     bool relative;
-    char *path;
     int err;
+    char *path = watch_args(rq, &token, &relative, &err);
 
-    /* Exactly two strings, as Xen: path and token. */
-    if (xs_count_strings(rq->body, rq->hdr.len) != 2)
-        return EINVAL;
-    token = rq->body + strlen(rq->body) + 1;
-    path = xs_canon(&rq->who, rq->body, true, &relative, &err);
     if (path)
         err = xs_watch_add(rq, path, token, relative);
     free(path);
@@ -548,17 +555,14 @@ static int op_unwatch(struct xs_req *rq)
 {
     const char *token;
     bool relative;
-    char *path;
     int err;
+    char *path = watch_args(rq, &token, &relative, &err);
 
-    if (xs_count_strings(rq->body, rq->hdr.len) != 2)
-        return EINVAL;
-    token = rq->body + strlen(rq->body) + 1;
-    path = xs_canon(&rq->who, rq->body, true, &relative, &err);
-    /* A path no watch could have been set on names no watch (Xen: ENOENT). */
+    /* A path no watch could have been set on names no watch (Xen: ENOENT);
+     * a malformed request stays EINVAL. */
     if (path)
         err = xs_watch_del(rq->c, path, token);
-    else if (err == EINVAL)
+    else if (err == EINVAL && xs_count_strings(rq->body, rq->hdr.len) == 2)
         err = ENOENT;
     if (!err)
         xs_reply_ok(rq);
