@@ -89,6 +89,11 @@ static void free_ctx(pvabi_ctx *ctx)
 
 PVABI_EXPORT int pvabi_open(pvabi_ctx **out, const char *spec)
 {
+    return pvabi_open_flags(out, spec, 0);
+}
+
+PVABI_EXPORT int pvabi_open_flags(pvabi_ctx **out, const char *spec, unsigned flags)
+{
     const struct pvabi_platform_ops *ops;
     const char *arg;
     pvabi_ctx *ctx;
@@ -97,6 +102,10 @@ PVABI_EXPORT int pvabi_open(pvabi_ctx **out, const char *spec)
     if (!out)
         return -EINVAL;
     *out = NULL;
+    if (flags & ~PVABI_OPEN_TOOLSTACK) {
+        pvabi__err(NULL, "pvabi_open_flags: unknown flags %#x", flags & ~PVABI_OPEN_TOOLSTACK);
+        return -EINVAL;
+    }
     spec = resolve_spec(spec);
     rc = pick_platform(spec, &ops, &arg);
     if (rc < 0)
@@ -105,6 +114,7 @@ PVABI_EXPORT int pvabi_open(pvabi_ctx **out, const char *spec)
     if (!ctx)
         return -ENOMEM;
     ctx->ops = ops;
+    ctx->open_flags = flags;
     ctx->epfd = -1;
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_mutex_init(&ctx->store_lock, NULL);

@@ -40,6 +40,7 @@ struct pvabi_ctx {
     const struct pvabi_platform_ops *ops;
     void *plat;
     pvabi_domid domid;
+    unsigned open_flags;  /* pvabi_open_flags()'s, read by the platform's open */
     pthread_mutex_t lock; /* serialises every op except notify */
     struct pvabi__log_sink log;
     int has_log;

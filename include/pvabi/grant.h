@@ -159,6 +159,30 @@ struct pvabi_grant_copy_seg {
  */
 int pvabi_grant_copy(pvabi_ctx *ctx, struct pvabi_grant_copy_seg *segs, unsigned count);
 
+/** One grant in a domain's table, as pvabi_grant_list() reports it. */
+struct pvabi_grant_entry {
+    pvabi_domid granter; /* the sharing domain */
+    pvabi_domid grantee; /* the one domain allowed to map it */
+    pvabi_gref ref;
+    uint32_t flags; /* PVABI_GRANT_RO for a read-only grant */
+    uint32_t maps;  /* live mappings of it by the grantee (0: none) */
+    uint32_t dying; /* 1: the granter is gone; kept while mapped */
+};
+
+/**
+ * pvabi_grant_list() - the live grants of domain @granter with a ref >=
+ * @first, in ascending ref order, at most @max of them into @out: what
+ * `pvabi grants` prints.  To page, call again with @first = last ref + 1.
+ * Another domain's grants need privilege (the privileged domain or a
+ * PVABI_OPEN_TOOLSTACK context).
+ * Returns how many were written; -EINVAL (NULL, @max 0); -EPERM; -ESRCH (no
+ * such domain, live or dying); -EOPNOTSUPP on the xen platform (Xen has no
+ * hypercall that lists a domain's grants); -ENOTCONN.
+ * Blocks for a round trip to the daemon per 256 entries.
+ */
+int pvabi_grant_list(pvabi_ctx *ctx, pvabi_domid granter, pvabi_gref first,
+                     struct pvabi_grant_entry *out, unsigned max);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,7 +6,8 @@
  * Xen PV ABI.  Layers (one header each): ring.h (shared I/O rings),
  * flexring.h (byte rings), barrier.h (memory ordering), evtchn.h (event
  * channels), grant.h (grant references), xenbus.h (the store and the
- * frontend/backend handshake).  This header declares the context:
+ * frontend/backend handshake), hypercall.h (typed hypercalls: version,
+ * host, domains).  This header declares the context:
  * one connection to a hypervisor, real Xen or the embedded one.
  *
  * Error convention everywhere: 0 (or a non-negative count) on success, a
@@ -22,6 +23,7 @@
 #include <pvabi/evtchn.h>
 #include <pvabi/flexring.h>
 #include <pvabi/grant.h>
+#include <pvabi/hypercall.h>
 #include <pvabi/ring.h>
 #include <pvabi/types.h>
 #include <pvabi/xenbus.h>
@@ -64,6 +66,27 @@ const char *pvabi_version(void);
  * its own (it is a different domain on the local platform).
  */
 int pvabi_open(pvabi_ctx **out, const char *spec);
+
+/** pvabi_open_flags() flag: open as a management tool, not as a domain. */
+#define PVABI_OPEN_TOOLSTACK 1u
+
+/**
+ * pvabi_open_flags() - pvabi_open() with @flags (0 or PVABI_OPEN_TOOLSTACK).
+ *
+ * PVABI_OPEN_TOOLSTACK, for tools such as the `pvabi` CLI that inspect and
+ * manage domains (as xl does from dom0):
+ * - local: the context is a privileged connection that is not a domain: it
+ *   is in no domain list, may ask any hypercall wrapper about any domain and
+ *   speaks to the store as the toolstack (privileged), but owns no ports and
+ *   no grants (those calls return -EPERM).  The daemon allows it only to
+ *   the uids it lets claim the privileged domain (-EPERM otherwise).
+ *   pvabi_own_domid() returns the privileged domain's id (usually 0), the
+ *   domain a toolstack acts for.
+ * - xen: no effect; a toolstack runs in a privileged domain (dom0) and has
+ *   that domain's rights.
+ * Returns as pvabi_open(), and -EINVAL for an unknown flag.
+ */
+int pvabi_open_flags(pvabi_ctx **out, const char *spec, unsigned flags);
 
 /**
  * pvabi_close() - disconnect: unbinds every port, unmaps every mapping and

@@ -233,6 +233,37 @@ PVABI_EXPORT int pvabi_grant_copy(pvabi_ctx *ctx, struct pvabi_grant_copy_seg *s
     return rc;
 }
 
+PVABI_EXPORT int pvabi_grant_list(pvabi_ctx *ctx, pvabi_domid granter, pvabi_gref first,
+                                  struct pvabi_grant_entry *out, unsigned max)
+{
+    unsigned got = 0;
+
+    if (!ctx || !out || max == 0)
+        return -EINVAL;
+    if (!ctx->ops->grant_list) {
+        pvabi__err(ctx,
+                   "grant list: not available on the %s platform (no hypercall lists a "
+                   "domain's grants)",
+                   ctx->ops->name);
+        return -EOPNOTSUPP;
+    }
+    while (got < max) {
+        unsigned want = max - got < PVABI__GRANT_LIST_CHUNK ? max - got : PVABI__GRANT_LIST_CHUNK;
+        int n;
+
+        pthread_mutex_lock(&ctx->lock);
+        n = ctx->ops->grant_list(ctx, ctx->plat, granter, first, out + got, want);
+        pthread_mutex_unlock(&ctx->lock);
+        if (n < 0)
+            return n;
+        got += (unsigned)n;
+        if ((unsigned)n < want || out[got - 1].ref == UINT32_MAX)
+            break;
+        first = out[got - 1].ref + 1;
+    }
+    return (int)got;
+}
+
 void pvabi__grants_release(pvabi_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->lock);

@@ -39,6 +39,29 @@ struct pvabi__store_where {
     /* 1: the store learns which domain speaks from a control command
      * ("pvabi-domid <domid>") sent right after opening (local). */
     int select_domid;
+    /* 1: a PVABI_OPEN_TOOLSTACK context: the connection asks to speak as
+     * the toolstack ("pvabi-toolstack"), instead of select_domid (local). */
+    int toolstack;
+};
+
+/* One hypercall, for the platform op `hypercall`: Xen's calling convention
+ * with its argument struct (src/hypercall/ builds it).  On Xen the arguments
+ * are (cmd, arg[, count]) for multiplexed hypercalls and (arg) for sysctl
+ * and domctl; @arg may be NULL (XENVER_version). */
+struct pvabi__hypercall {
+    uint32_t nr;    /* __HYPERVISOR_* */
+    uint32_t cmd;   /* the sub-op; unused for sysctl/domctl */
+    uint32_t count; /* grant_table_op's count; 0 otherwise */
+    void *arg;      /* the argument struct, read and written back */
+    uint32_t len;   /* its size */
+    /* A buffer the struct points to through a 64-bit guest handle at byte
+     * @sub_off of @arg (sysctl getdomaininfolist's buffer): out only.  The
+     * platform puts its own address there; NULL/0 for none.  On return
+     * @sub_len may have shrunk to the bytes known to be written (local);
+     * a platform that cannot tell (xen) leaves it. */
+    void *sub;
+    uint32_t sub_len;
+    uint32_t sub_off;
 };
 
 struct pvabi_platform_ops {
@@ -103,7 +126,21 @@ struct pvabi_platform_ops {
     /* Fills every segment's status; returns how many failed. */
     int (*grant_copy)(pvabi_ctx *ctx, void *plat, struct pvabi_grant_copy_seg *segs,
                       unsigned count);
+
+    /* ---- hypercalls and introspection ----------------------------------- */
+    /* Issues @hc: *result gets the hypercall's non-negative return value;
+     * returns 0 or the hypercall's -errno (logged at debug: the caller
+     * decides what a refusal means), or -errno if it could not be issued
+     * (logged as an error). */
+    int (*hypercall)(pvabi_ctx *ctx, void *plat, struct pvabi__hypercall *hc, int64_t *result);
+    /* As pvabi_grant_list(), at most PVABI__GRANT_LIST_CHUNK entries per
+     * call; NULL where the platform cannot list grants (xen). */
+    int (*grant_list)(pvabi_ctx *ctx, void *plat, pvabi_domid granter, pvabi_gref first,
+                      struct pvabi_grant_entry *out, unsigned max);
 };
+
+/* Entries one grant_list op returns at most (one daemon reply). */
+#define PVABI__GRANT_LIST_CHUNK 256u
 
 extern const struct pvabi_platform_ops pvabi__platform_local;
 #if PVABI_HAVE_XEN

@@ -142,6 +142,23 @@ static int select_domid(pvabi_ctx *ctx, struct xs_handle *xsh, const char *where
     return rc;
 }
 
+/* Tells the local store this connection speaks as the toolstack
+ * (PVABI_OPEN_TOOLSTACK), whatever domains its process holds. */
+static int select_toolstack(pvabi_ctx *ctx, struct xs_handle *xsh, const char *where)
+{
+    /* The payload is "pvabi-toolstack\0": the command alone. */
+    char *reply = xs_control_command(xsh, "pvabi-toolstack", "", 0);
+
+    if (reply) {
+        free(reply);
+        return 0;
+    }
+    int rc = xs_errno();
+    pvabi__err(ctx, "store: %s refused to let this connection speak as the toolstack: %s", where,
+               strerror(-rc));
+    return rc;
+}
+
 static int open_store(pvabi_ctx *ctx, struct pvabi__store *st)
 {
     struct pvabi__store_where w = { .path = "" };
@@ -162,6 +179,8 @@ static int open_store(pvabi_ctx *ctx, struct pvabi__store *st)
         return rc;
     }
     if (w.select_domid && (rc = select_domid(ctx, st->xsh, w.path)) < 0)
+        return rc;
+    if (w.toolstack && (rc = select_toolstack(ctx, st->xsh, w.path)) < 0)
         return rc;
     st->fd = xs_fileno(st->xsh);
     if (st->fd < 0 || epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, st->fd, &e) < 0) {

@@ -10,6 +10,8 @@
  * observed through a channel it had with a witness (PORT_CLOSED), and every
  * wait is a poll() whose long timeout only guards against a hang.
  */
+#include "hypercall/xen-abi.h" /* first: it lifts __STRICT_ANSI__ for Xen's headers */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -28,12 +30,14 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "platform/local/proto.h"
+#include "pvabi-config.h"
 
 /* A guard against hangs only; nothing waits for it to pass. */
 #define WAIT_MS 30000
@@ -701,7 +705,7 @@ static void test_hv_hello_specific_domid(void **state)
     b.s = sock_connect(d);
     assert_int_equal(cl_hello(&b, 77, HV_PROTO_VERSION, &r), -EADDRINUSE);
     assert_int_equal(cl_hello(&b, DOMID_RESERVED, HV_PROTO_VERSION, &r), -EINVAL);
-    assert_int_equal(cl_hello(&b, -2, HV_PROTO_VERSION, &r), -EINVAL);
+    assert_int_equal(cl_hello(&b, -3, HV_PROTO_VERSION, &r), -EINVAL); /* -2: a toolstack */
     assert_int_equal(cl_hello(&b, -1, HV_PROTO_VERSION + 1, &r), -EPROTONOSUPPORT);
     /* A failed HELLO leaves the connection waiting for a good one. */
     assert_int_equal(cl_hello(&b, 78, HV_PROTO_VERSION, &r), 0);
@@ -1682,6 +1686,709 @@ static void test_hv_stuck_client_dropped(void **state)
     cl_die(&b);
 }
 
+/* ---- hypercalls (HYPERCALL) ------------------------------------------------------------ */
+
+#define NO_DOMAIN 999u /* no test domain has this domid */
+#define INFO_SIZE sizeof(xen_domctl_getdomaininfo_t)
+
+/* One HYPERCALL: @arg (@len bytes) goes out and comes back as the daemon
+ * left it, the sub buffer into @sub; checks the reply's sizes. */
+static int32_t cl_hcall(struct cl *c, uint32_t nr, uint32_t cmd, uint32_t count, void *arg,
+                        uint32_t len, void *sub, uint32_t sub_len, int64_t *result)
+{
+    struct hv_hypercall_req req = { nr, cmd, count, len, sub_len, 0 };
+    struct hv_hypercall_rsp rsp;
+    uint8_t buf[HV_MSG_MAX];
+    struct msg m;
+    int32_t st;
+
+    memcpy(buf, &req, sizeof(req));
+    memcpy(buf + sizeof(req), arg, len);
+    st = cl_call(c, HV_OP_HYPERCALL, buf, (uint32_t)sizeof(req) + len, NULL, 0, &m);
+    if (st) {
+        assert_int_equal(m.h.len, 0); /* a failure carries no payload */
+        return st;
+    }
+    memcpy(&rsp, m.p, sizeof(rsp));
+    assert_int_equal(rsp.len, len);
+    assert_true(rsp.sub_len <= sub_len);
+    assert_true(rsp.result >= 0);
+    assert_int_equal(m.h.len, sizeof(rsp) + len + rsp.sub_len);
+    memcpy(arg, m.p + sizeof(rsp), len);
+    if (rsp.sub_len)
+        memcpy(sub, m.p + sizeof(rsp) + len, rsp.sub_len);
+    if (result)
+        *result = rsp.result;
+    return 0;
+}
+
+static int32_t hc_version(struct cl *c, uint32_t cmd, void *arg, uint32_t len, int64_t *result)
+{
+    return cl_hcall(c, __HYPERVISOR_xen_version, cmd, 0, arg, len, NULL, 0, result);
+}
+
+static struct xen_sysctl sysctl_new(uint32_t cmd)
+{
+    struct xen_sysctl op;
+
+    memset(&op, 0, sizeof(op));
+    op.cmd = cmd;
+    op.interface_version = XEN_SYSCTL_INTERFACE_VERSION;
+    return op;
+}
+
+static int32_t hc_physinfo(struct cl *c, struct xen_sysctl_physinfo *out)
+{
+    struct xen_sysctl op = sysctl_new(XEN_SYSCTL_physinfo);
+    int32_t st = cl_hcall(c, __HYPERVISOR_sysctl, 0, 0, &op, sizeof(op), NULL, 0, NULL);
+
+    if (st == 0) {
+        assert_int_equal(op.cmd, XEN_SYSCTL_physinfo);
+        *out = op.u.physinfo;
+    }
+    return st;
+}
+
+/* getdomaininfolist from @first, at most @max, into @out (room for @room). */
+static int32_t hc_domlist(struct cl *c, uint32_t first, uint32_t max, uint32_t room,
+                          xen_domctl_getdomaininfo_t *out, uint32_t *num)
+{
+    struct xen_sysctl op = sysctl_new(XEN_SYSCTL_getdomaininfolist);
+    int32_t st;
+
+    op.u.getdomaininfolist.first_domain = (domid_t)first;
+    op.u.getdomaininfolist.max_domains = max;
+    memset(out, 0xa5, room * INFO_SIZE); /* what the daemon did not write stays */
+    st = cl_hcall(c, __HYPERVISOR_sysctl, 0, 0, &op, sizeof(op), out, room * (uint32_t)INFO_SIZE,
+                  NULL);
+    if (st == 0)
+        *num = op.u.getdomaininfolist.num_domains;
+    return st;
+}
+
+static int32_t hc_dominfo(struct cl *c, uint32_t domid, xen_domctl_getdomaininfo_t *out)
+{
+    struct xen_domctl op;
+    int32_t st;
+
+    memset(&op, 0, sizeof(op));
+    op.cmd = XEN_DOMCTL_getdomaininfo;
+    op.interface_version = XEN_DOMCTL_INTERFACE_VERSION;
+    op.domain = (domid_t)domid;
+    st = cl_hcall(c, __HYPERVISOR_domctl, 0, 0, &op, sizeof(op), NULL, 0, NULL);
+    if (st == 0) {
+        assert_int_equal(op.domain, op.u.getdomaininfo.domain);
+        *out = op.u.getdomaininfo;
+    }
+    return st;
+}
+
+static int32_t hc_port(struct cl *c, uint32_t dom, uint32_t port, evtchn_status_t *out)
+{
+    evtchn_status_t es = { .dom = (domid_t)dom, .port = port };
+    int32_t st = cl_hcall(c, __HYPERVISOR_event_channel_op, EVTCHNOP_status, 0, &es, sizeof(es),
+                          NULL, 0, NULL);
+
+    if (st == 0)
+        *out = es;
+    return st;
+}
+
+/* query_size: the hypercall succeeds; returns Xen's GNTST_* status. */
+static int16_t hc_gnt_size(struct cl *c, uint32_t dom, gnttab_query_size_t *out)
+{
+    gnttab_query_size_t q = { .dom = (domid_t)dom, .status = 99 };
+
+    assert_int_equal(cl_hcall(c, __HYPERVISOR_grant_table_op, GNTTABOP_query_size, 1, &q, sizeof(q),
+                              NULL, 0, NULL),
+                     0);
+    *out = q;
+    return q.status;
+}
+
+static int32_t hc_mem(struct cl *c, uint32_t cmd, uint32_t dom, int64_t *pages)
+{
+    domid_t d = (domid_t)dom;
+
+    return cl_hcall(c, __HYPERVISOR_memory_op, cmd, 0, &d, sizeof(d), NULL, 0, pages);
+}
+
+/* A private daemon's privileged domain (the daemon allows its own uid). */
+static void cl_open_priv(struct cl *c, const struct hvd *d)
+{
+    cl_open(c, d, 0);
+    assert_int_equal(c->domid, 0);
+}
+
+static void test_hv_hcall_xen_version(void **state)
+{
+    struct hvd *d = *state;
+    unsigned major = 0, minor = 0;
+    char extra[16], caps[1024], cs[64], want[1100];
+    xen_feature_info_t fi = { 0, 0xdead };
+    struct utsname u;
+    int64_t r = -1;
+    struct cl a;
+
+    cl_open(&a, d, -1); /* every domain may ask */
+    assert_int_equal(sscanf(PVABI_VERSION, "%u.%u", &major, &minor), 2);
+    assert_int_equal(hc_version(&a, XENVER_version, NULL, 0, &r), 0);
+    assert_int_equal(r, (int64_t)(major << 16 | minor));
+    assert_int_equal(hc_version(&a, XENVER_extraversion, extra, sizeof(extra), NULL), 0);
+    assert_string_equal(extra, "-pvabi");
+    assert_int_equal(hc_version(&a, XENVER_capabilities, caps, sizeof(caps), NULL), 0);
+    assert_int_equal(uname(&u), 0);
+    snprintf(want, sizeof(want), "pvabi-local-1 %s", u.machine);
+    assert_string_equal(caps, want);
+    assert_int_equal(hc_version(&a, XENVER_changeset, cs, sizeof(cs), NULL), 0);
+    assert_true(memchr(cs, 0, sizeof(cs)) && cs[0]);
+    assert_int_equal(hc_version(&a, XENVER_get_features, &fi, sizeof(fi), NULL), 0);
+    assert_int_equal(fi.submap, 0);
+    fi.submap_idx = 1; /* Xen has one submap */
+    assert_int_equal(hc_version(&a, XENVER_get_features, &fi, sizeof(fi), NULL), -EINVAL);
+    assert_int_equal(hc_version(&a, XENVER_pagesize, NULL, 0, &r), 0);
+    assert_int_equal(r, 4096);
+    assert_int_equal(hc_version(&a, XENVER_compile_info, caps, 144, NULL), -ENOSYS);
+    assert_int_equal(hc_version(&a, 1000, NULL, 0, NULL), -ENOSYS);
+    assert_int_equal(hc_version(&a, XENVER_extraversion, extra, 8, NULL), -EINVAL);
+    assert_int_equal(hc_version(&a, XENVER_version, extra, 4, NULL), -EINVAL);
+    cl_die(&a);
+}
+
+static void test_hv_hcall_physinfo(void **state)
+{
+    struct hvd *d = *state;
+    struct xen_sysctl_physinfo pi;
+    struct xen_sysctl op = sysctl_new(XEN_SYSCTL_physinfo);
+    uint8_t sub[INFO_SIZE];
+    struct cl a, p;
+
+    cl_open(&a, d, -1);
+    assert_int_equal(hc_physinfo(&a, &pi), -EPERM); /* a sysctl */
+    cl_open_priv(&p, d);
+    assert_int_equal(hc_physinfo(&p, &pi), 0);
+    assert_int_equal(pi.nr_cpus, sysconf(_SC_NPROCESSORS_ONLN));
+    assert_int_equal(pi.max_cpu_id, sysconf(_SC_NPROCESSORS_CONF) - 1);
+    assert_int_equal(pi.nr_nodes, 1);
+    assert_int_equal(pi.max_node_id, 0);
+    assert_int_equal(pi.capabilities, XEN_SYSCTL_PHYSCAP_gnttab_v1);
+    assert_true(pi.total_pages > 0 && pi.free_pages <= pi.total_pages);
+    assert_int_equal(pi.scrub_pages, 0);
+    assert_int_equal(pi.outstanding_pages, 0);
+    op.interface_version--; /* Xen: -EACCES, whoever asks */
+    assert_int_equal(cl_hcall(&p, __HYPERVISOR_sysctl, 0, 0, &op, sizeof(op), NULL, 0, NULL),
+                     -EACCES);
+    assert_int_equal(cl_hcall(&a, __HYPERVISOR_sysctl, 0, 0, &op, sizeof(op), NULL, 0, NULL),
+                     -EACCES);
+    op = sysctl_new(XEN_SYSCTL_readconsole);
+    assert_int_equal(cl_hcall(&p, __HYPERVISOR_sysctl, 0, 0, &op, sizeof(op), NULL, 0, NULL),
+                     -ENOSYS);
+    op = sysctl_new(XEN_SYSCTL_physinfo); /* no sub buffer, and the exact size */
+    assert_int_equal(
+        cl_hcall(&p, __HYPERVISOR_sysctl, 0, 0, &op, sizeof(op), sub, sizeof(sub), NULL), -EINVAL);
+    assert_int_equal(cl_hcall(&p, __HYPERVISOR_sysctl, 0, 0, &op, sizeof(op) - 8, NULL, 0, NULL),
+                     -EINVAL);
+    cl_die(&a);
+    cl_die(&p);
+}
+
+static void assert_live_info(const xen_domctl_getdomaininfo_t *i, uint32_t domid, uint64_t pages)
+{
+    assert_int_equal(i->domain, domid);
+    /* The test process is the domain: running, or waiting for the reply. */
+    assert_true(i->flags == XEN_DOMINF_running || i->flags == XEN_DOMINF_blocked);
+    assert_int_equal(i->tot_pages, pages);
+    assert_int_equal(i->max_pages, HV_GRANTS_MAX - HV_FIRST_GREF);
+    assert_true(i->nr_online_vcpus >= 1);
+    assert_int_equal(i->max_vcpu_id, i->nr_online_vcpus - 1);
+    assert_int_equal(i->outstanding_pages, 0);
+    assert_int_equal(i->shr_pages, 0);
+    assert_int_equal(i->cpupool, 0);
+    for (unsigned k = 0; k < sizeof(i->handle); k++)
+        assert_int_equal(i->handle[k], 0);
+}
+
+static void assert_dying_info(const xen_domctl_getdomaininfo_t *i, uint32_t domid, uint64_t pages)
+{
+    assert_int_equal(i->domain, domid);
+    assert_int_equal(i->flags, XEN_DOMINF_dying);
+    assert_int_equal(i->tot_pages, pages);
+    assert_int_equal(i->nr_online_vcpus, 0);
+    assert_int_equal(i->max_vcpu_id, XEN_INVALID_MAX_VCPU_ID);
+}
+
+static void test_hv_hcall_domain_list(void **state)
+{
+    struct hvd *d = *state;
+    static xen_domctl_getdomaininfo_t l[40];
+    struct cl p, a, b, w;
+    struct witness x;
+    struct mapped m;
+    uint32_t num, refs[3];
+    int fd = make_memfd(3, SEALS_OK);
+
+    cl_open_priv(&p, d);
+    cl_open(&a, d, -1);
+    cl_open(&b, d, -1);
+    assert_int_equal(cl_share(&b, a.domid, fd, 3, 0, refs), 0);
+    close(fd);
+    assert_int_equal(hc_domlist(&p, 0, 32, 32, l, &num), 0);
+    assert_int_equal(num, 3);
+    assert_live_info(&l[0], 0, 0);
+    assert_live_info(&l[1], a.domid, 0);
+    assert_live_info(&l[2], b.domid, 3);
+    assert_int_equal(l[3].domain, 0xa5a5); /* only num entries come back */
+    /* Paging: from a domid on, and at most max_domains or the room. */
+    assert_int_equal(hc_domlist(&p, a.domid + 1, 32, 32, l, &num), 0);
+    assert_int_equal(num, 1);
+    assert_int_equal(l[0].domain, b.domid);
+    assert_int_equal(hc_domlist(&p, 0, 1, 32, l, &num), 0);
+    assert_int_equal(num, 1);
+    assert_int_equal(hc_domlist(&p, 0, 32, 2, l, &num), 0);
+    assert_int_equal(num, 2);
+    assert_int_equal(hc_domlist(&p, b.domid + 1, 32, 32, l, &num), 0);
+    assert_int_equal(num, 0);
+    assert_int_equal(hc_domlist(&a, 0, 32, 32, l, &num), -EPERM);
+    /* A dying domain is listed while its grants are mapped. */
+    assert_int_equal(cl_map(&a, b.domid, refs, 1, 0, &m), 0);
+    close(m.fds[0]);
+    cl_open(&w, d, -1);
+    witness_arm(&b, &w, &x);
+    witness_kill(&b, &w, &x);
+    assert_int_equal(hc_domlist(&p, b.domid, 32, 32, l, &num), 0);
+    assert_int_equal(num, 2); /* b, then w */
+    assert_dying_info(&l[0], b.domid, 1);
+    assert_int_equal(cl_unmap(&a, b.domid, refs, 1), 0);
+    assert_int_equal(hc_domlist(&p, b.domid, 32, 32, l, &num), 0);
+    assert_int_equal(num, 1);
+    assert_int_equal(l[0].domain, w.domid);
+    cl_die(&w);
+    cl_die(&a);
+    cl_die(&p);
+}
+
+static void test_hv_hcall_domctl_getdomaininfo(void **state)
+{
+    struct hvd *d = *state;
+    xen_domctl_getdomaininfo_t i;
+    struct xen_domctl op;
+    struct cl p, a, b;
+
+    cl_open_priv(&p, d);
+    cl_open(&a, d, -1);
+    cl_open(&b, d, -1);
+    share_one(&a, b.domid, 0);
+    assert_int_equal(hc_dominfo(&a, DOMID_SELF, &i), 0); /* itself: allowed */
+    assert_live_info(&i, a.domid, 1);
+    assert_int_equal(hc_dominfo(&a, a.domid, &i), 0);
+    assert_live_info(&i, a.domid, 1);
+    assert_int_equal(hc_dominfo(&b, a.domid, &i), -EPERM);
+    assert_int_equal(hc_dominfo(&b, NO_DOMAIN, &i), -ESRCH); /* as Xen: before privilege */
+    assert_int_equal(hc_dominfo(&p, a.domid, &i), 0);
+    assert_live_info(&i, a.domid, 1);
+    assert_int_equal(hc_dominfo(&p, NO_DOMAIN, &i), -ESRCH);
+    assert_int_equal(hc_dominfo(&p, DOMID_IO, &i), -ESRCH); /* reserved, not SELF */
+    memset(&op, 0, sizeof(op));
+    op.cmd = XEN_DOMCTL_getdomaininfo;
+    op.interface_version = XEN_DOMCTL_INTERFACE_VERSION + 1;
+    op.domain = (domid_t)a.domid;
+    assert_int_equal(cl_hcall(&a, __HYPERVISOR_domctl, 0, 0, &op, sizeof(op), NULL, 0, NULL),
+                     -EACCES);
+    op.interface_version = XEN_DOMCTL_INTERFACE_VERSION;
+    op.cmd = XEN_DOMCTL_pausedomain;
+    assert_int_equal(cl_hcall(&p, __HYPERVISOR_domctl, 0, 0, &op, sizeof(op), NULL, 0, NULL),
+                     -ENOSYS);
+    op.cmd = XEN_DOMCTL_getdomaininfo;
+    assert_int_equal(cl_hcall(&a, __HYPERVISOR_domctl, 0, 0, &op, 16, NULL, 0, NULL), -EINVAL);
+    cl_die(&a);
+    cl_die(&b);
+    cl_die(&p);
+}
+
+static void test_hv_hcall_evtchn_status(void **state)
+{
+    struct hvd *d = *state;
+    evtchn_status_t es;
+    struct cl p, a, b;
+    struct hv_port_notice n;
+    uint32_t pa, pb;
+    int ea, rx, tx;
+
+    cl_open_priv(&p, d);
+    cl_open(&a, d, -1);
+    cl_open(&b, d, -1);
+    assert_int_equal(cl_alloc(&a, b.domid, &pa, &ea), 0);
+    assert_int_equal(hc_port(&a, DOMID_SELF, pa, &es), 0);
+    assert_int_equal(es.status, EVTCHNSTAT_unbound);
+    assert_int_equal(es.u.unbound.dom, b.domid);
+    assert_int_equal(es.vcpu, 0);
+    assert_int_equal(hc_port(&a, a.domid, pa + 1, &es), 0); /* free, inside the table */
+    assert_int_equal(es.status, EVTCHNSTAT_closed);
+    assert_int_equal(cl_bind(&b, a.domid, pa, &pb, &rx, &tx), 0);
+    close(cl_wait_notice(&a, HV_NOTICE_PORT_CONNECTED, pa, NULL));
+    assert_int_equal(hc_port(&b, DOMID_SELF, pb, &es), 0);
+    assert_int_equal(es.status, EVTCHNSTAT_interdomain);
+    assert_int_equal(es.u.interdomain.dom, a.domid);
+    assert_int_equal(es.u.interdomain.port, pa);
+    assert_int_equal(hc_port(&p, a.domid, pa, &es), 0); /* privileged: anyone's */
+    assert_int_equal(es.status, EVTCHNSTAT_interdomain);
+    assert_int_equal(es.u.interdomain.dom, b.domid);
+    assert_int_equal(es.u.interdomain.port, pb);
+    assert_int_equal(hc_port(&b, a.domid, pa, &es), -EPERM);
+    assert_int_equal(hc_port(&b, a.domid, HV_PORTS_MAX, &es), -EINVAL); /* Xen's order */
+    es.status = 77;
+    assert_int_equal(hc_port(&a, DOMID_SELF, 0, &es), 0); /* reserved, as on Xen */
+    assert_int_equal(es.status, EVTCHNSTAT_closed);
+    assert_int_equal(hc_port(&a, DOMID_SELF, HV_PORTS_MAX, &es), -EINVAL);
+    assert_int_equal(hc_port(&p, NO_DOMAIN, 1, &es), -ESRCH);
+    /* The peer goes: Xen offers the port to it again. */
+    close_fds((int[]){ rx, tx }, 2);
+    cl_die(&b);
+    assert_int_equal(cl_wait_notice(&a, HV_NOTICE_PORT_CLOSED, pa, &n), -1);
+    assert_int_equal(hc_port(&a, DOMID_SELF, pa, &es), 0);
+    assert_int_equal(es.status, EVTCHNSTAT_unbound);
+    assert_int_equal(es.u.unbound.dom, n.remote_domid);
+    assert_int_equal(cl_hcall(&a, __HYPERVISOR_event_channel_op, EVTCHNOP_close, 0, &es, sizeof(es),
+                              NULL, 0, NULL),
+                     -ENOSYS);
+    close(ea);
+    cl_die(&a);
+    cl_die(&p);
+}
+
+static void test_hv_hcall_gnttab_query_size(void **state)
+{
+    struct hvd *d = *state;
+    gnttab_query_size_t q;
+    uint32_t refs[HV_REFS_MAX];
+    struct cl p, a, b;
+
+    cl_open_priv(&p, d);
+    cl_open(&a, d, -1);
+    cl_open(&b, d, -1);
+    assert_int_equal(hc_gnt_size(&a, DOMID_SELF, &q), GNTST_okay);
+    assert_int_equal(q.nr_frames, 1);
+    assert_int_equal(q.max_nr_frames, HV_GRANTS_MAX / 512);
+    /* 4 x 128 refs from 8 on: the highest is 519, in the second frame. */
+    for (int i = 0; i < 4; i++) {
+        int fd = make_memfd(HV_REFS_MAX, SEALS_OK);
+        assert_int_equal(cl_share(&a, b.domid, fd, HV_REFS_MAX, 0, refs), 0);
+        close(fd);
+    }
+    assert_int_equal(hc_gnt_size(&a, a.domid, &q), GNTST_okay);
+    assert_int_equal(q.nr_frames, 2);
+    assert_int_equal(hc_gnt_size(&p, a.domid, &q), GNTST_okay);
+    assert_int_equal(q.nr_frames, 2);
+    assert_int_equal(hc_gnt_size(&b, a.domid, &q), GNTST_permission_denied);
+    assert_int_equal(hc_gnt_size(&p, NO_DOMAIN, &q), GNTST_bad_domain);
+    q = (gnttab_query_size_t){ .dom = DOMID_SELF };
+    assert_int_equal(cl_hcall(&a, __HYPERVISOR_grant_table_op, GNTTABOP_query_size, 2, &q,
+                              sizeof(q), NULL, 0, NULL),
+                     -EINVAL);
+    assert_int_equal(cl_hcall(&a, __HYPERVISOR_grant_table_op, GNTTABOP_setup_table, 1, &q,
+                              sizeof(q), NULL, 0, NULL),
+                     -ENOSYS);
+    cl_die(&a);
+    cl_die(&b);
+    cl_die(&p);
+}
+
+static void test_hv_hcall_memory_reservation(void **state)
+{
+    struct hvd *d = *state;
+    uint32_t refs[3];
+    int fd = make_memfd(3, SEALS_OK);
+    struct cl p, a, b;
+    int64_t pages = -1;
+    uint32_t four = 0;
+
+    cl_open_priv(&p, d);
+    cl_open(&a, d, -1);
+    cl_open(&b, d, -1);
+    assert_int_equal(hc_mem(&a, XENMEM_current_reservation, DOMID_SELF, &pages), 0);
+    assert_int_equal(pages, 0);
+    assert_int_equal(cl_share(&a, b.domid, fd, 3, 0, refs), 0);
+    close(fd);
+    assert_int_equal(hc_mem(&a, XENMEM_current_reservation, a.domid, &pages), 0);
+    assert_int_equal(pages, 3);
+    assert_int_equal(hc_mem(&p, XENMEM_current_reservation, a.domid, &pages), 0);
+    assert_int_equal(pages, 3);
+    assert_int_equal(hc_mem(&a, XENMEM_maximum_reservation, DOMID_SELF, &pages), 0);
+    assert_int_equal(pages, HV_GRANTS_MAX - HV_FIRST_GREF);
+    assert_int_equal(hc_mem(&b, XENMEM_current_reservation, a.domid, &pages), -EPERM);
+    assert_int_equal(hc_mem(&b, XENMEM_current_reservation, NO_DOMAIN, &pages), -ESRCH);
+    assert_int_equal(hc_mem(&a, XENMEM_increase_reservation, DOMID_SELF, &pages), -ENOSYS);
+    assert_int_equal(cl_hcall(&a, __HYPERVISOR_memory_op, XENMEM_current_reservation, 0, &four,
+                              sizeof(four), NULL, 0, NULL),
+                     -EINVAL);
+    cl_die(&a);
+    cl_die(&b);
+    cl_die(&p);
+}
+
+/* A domain whose connection is closed is seen dead by the next question
+ * about it, though the daemon may not have read the hang-up yet: a caller
+ * that saw the process exit must not find it alive. */
+static void test_hv_hcall_sees_hangup_at_once(void **state)
+{
+    struct hvd *d = *state;
+    static xen_domctl_getdomaininfo_t l[8];
+    xen_domctl_getdomaininfo_t i;
+    evtchn_status_t es;
+    struct cl p, a, b, c;
+    uint32_t pa, pb, num;
+    int ea, rx, tx;
+    int64_t pages;
+
+    cl_open_priv(&p, d);
+    cl_open(&a, d, -1);
+    cl_open(&b, d, -1);
+    cl_open(&c, d, -1);
+    assert_int_equal(cl_alloc(&a, b.domid, &pa, &ea), 0);
+    assert_int_equal(cl_bind(&b, a.domid, pa, &pb, &rx, &tx), 0);
+    close_fds((int[]){ rx, tx }, 2);
+    cl_die(&b); /* no waiting for the daemon to notice */
+    assert_int_equal(hc_port(&p, a.domid, pa, &es), 0);
+    assert_int_equal(es.status, EVTCHNSTAT_unbound);
+    assert_int_equal(es.u.unbound.dom, b.domid);
+    cl_die(&c);
+    assert_int_equal(hc_dominfo(&p, c.domid, &i), -ESRCH);
+    cl_open(&b, d, -1);
+    cl_die(&b);
+    assert_int_equal(hc_mem(&p, XENMEM_current_reservation, b.domid, &pages), -ESRCH);
+    cl_open(&b, d, -1);
+    cl_die(&b);
+    assert_int_equal(hc_domlist(&p, a.domid, 8, 8, l, &num), 0);
+    assert_int_equal(num, 1); /* a only */
+    close(ea);
+    cl_die(&a);
+    cl_die(&p);
+}
+
+/* A HYPERCALL packet with @req and @len argument bytes, on a fresh domain. */
+static int32_t hcall_raw(const struct hvd *d, const struct hv_hypercall_req *req, uint32_t len)
+{
+    static uint8_t buf[HV_MSG_MAX];
+    size_t n = mkpkt(buf, HV_OP_HYPERCALL, (uint32_t)sizeof(*req) + len, 0, sizeof(*req) + len);
+
+    memcpy(buf + sizeof(struct hv_hdr), req, sizeof(*req));
+    return raw_exchange(d, buf, n, NULL, 0);
+}
+
+static void test_hv_hcall_hostile(void **state)
+{
+    struct hvd *d = *state;
+    uint8_t buf[256];
+    struct hv_hypercall_req r = { __HYPERVISOR_xen_version, XENVER_extraversion, 0, 16, 0, 0 };
+    size_t n;
+
+    n = mkpkt(buf, HV_OP_HYPERCALL, 8, 0, 8); /* shorter than its request header */
+    assert_int_equal(raw_exchange(d, buf, n, NULL, 0), -EINVAL);
+    assert_int_equal(hcall_raw(d, &r, 16), 0);
+    assert_int_equal(hcall_raw(d, &r, 12), -EINVAL); /* len says 16, 12 sent */
+    assert_int_equal(hcall_raw(d, &r, 20), -EINVAL); /* and 20 */
+    r.len = UINT32_MAX;
+    assert_int_equal(hcall_raw(d, &r, 16), -EINVAL);
+    r.len = 16;
+    r.sub_len = UINT32_MAX - 8; /* would wrap len + sub_len */
+    assert_int_equal(hcall_raw(d, &r, 16), -EINVAL);
+    r.sub_len = (uint32_t)INFO_SIZE; /* xen_version takes none */
+    assert_int_equal(hcall_raw(d, &r, 16), -EINVAL);
+    r = (struct hv_hypercall_req){
+        __HYPERVISOR_sysctl, 0, 0, sizeof(struct xen_sysctl), HV_MSG_MAX, 0
+    }; /* no room for the answer */
+    assert_int_equal(hcall_raw(d, &r, sizeof(struct xen_sysctl)), -EINVAL);
+    r = (struct hv_hypercall_req){ __HYPERVISOR_sched_op, 0, 0, 0, 0, 0 };
+    assert_int_equal(hcall_raw(d, &r, 0), -ENOSYS);
+    r.nr = UINT32_MAX;
+    assert_int_equal(hcall_raw(d, &r, 0), -ENOSYS);
+    r = (struct hv_hypercall_req){ __HYPERVISOR_event_channel_op, EVTCHNOP_status, 0, 0, 0, 0 };
+    assert_int_equal(hcall_raw(d, &r, 0), -EINVAL); /* no argument */
+    r = (struct hv_hypercall_req){ __HYPERVISOR_sysctl, 0, 0, 0, 0, 0 };
+    assert_int_equal(hcall_raw(d, &r, 0), -EINVAL);
+}
+
+/* getdomaininfolist's sub buffer: whole entries, and room in the reply. */
+static void test_hv_hcall_domain_list_sub_len(void **state)
+{
+    struct hvd *d = *state;
+    struct xen_sysctl op = sysctl_new(XEN_SYSCTL_getdomaininfolist);
+    static xen_domctl_getdomaininfo_t l[80];
+    uint32_t room =
+        (HV_MSG_MAX - sizeof(struct hv_hdr) - sizeof(struct hv_hypercall_rsp) - sizeof(op)) /
+        (uint32_t)INFO_SIZE;
+    uint32_t num;
+    struct cl p;
+
+    cl_open_priv(&p, d);
+    op.u.getdomaininfolist.max_domains = 8;
+    assert_int_equal(
+        cl_hcall(&p, __HYPERVISOR_sysctl, 0, 0, &op, sizeof(op), l, (uint32_t)INFO_SIZE + 1, NULL),
+        -EINVAL);
+    assert_int_equal(hc_domlist(&p, 0, 1000, room, l, &num), 0); /* the most that fits */
+    assert_int_equal(num, 1);
+    assert_int_equal(hc_domlist(&p, 0, 1000, room + 1, l, &num), -EINVAL);
+    assert_int_equal(hc_domlist(&p, 0, 0, 8, l, &num), 0);
+    assert_int_equal(num, 0);
+    cl_die(&p);
+}
+
+/* ---- GRANT_LIST ----------------------------------------------------------------------- */
+
+static int32_t cl_glist(struct cl *c, uint32_t granter, uint32_t first, uint32_t max,
+                        struct hv_grant_list_entry *out, uint32_t *count)
+{
+    struct hv_grant_list_req req = { granter, first, max, 0 };
+    struct hv_grant_list_rsp rsp;
+    struct msg m;
+    int32_t st = cl_call(c, HV_OP_GRANT_LIST, &req, sizeof(req), NULL, 0, &m);
+
+    if (st) {
+        assert_int_equal(m.h.len, 0);
+        return st;
+    }
+    memcpy(&rsp, m.p, sizeof(rsp));
+    assert_true(rsp.count <= max);
+    assert_int_equal(m.h.len, sizeof(rsp) + rsp.count * sizeof(*out));
+    memcpy(out, m.p + sizeof(rsp), rsp.count * sizeof(*out));
+    *count = rsp.count;
+    return 0;
+}
+
+static void assert_entry(const struct hv_grant_list_entry *e, uint32_t granter, uint32_t grantee,
+                         uint32_t ref, uint32_t flags, uint32_t maps, uint32_t dying)
+{
+    assert_int_equal(e->granter, granter);
+    assert_int_equal(e->grantee, grantee);
+    assert_int_equal(e->ref, ref);
+    assert_int_equal(e->flags, flags);
+    assert_int_equal(e->maps, maps);
+    assert_int_equal(e->dying, dying);
+}
+
+static void test_hv_grant_list(void **state)
+{
+    struct hvd *d = *state;
+    static struct hv_grant_list_entry e[HV_GRANT_LIST_MAX];
+    struct cl p, a, b, w;
+    struct witness x;
+    struct mapped m;
+    uint32_t rw, ro, other, n;
+
+    cl_open_priv(&p, d);
+    cl_open(&a, d, -1);
+    cl_open(&b, d, -1);
+    cl_open(&w, d, -1);
+    rw = share_one(&a, b.domid, 0);
+    ro = share_one(&a, b.domid, 1);
+    other = share_one(&a, w.domid, 0);
+    assert_int_equal(cl_map(&b, a.domid, &rw, 1, 0, &m), 0);
+    close(m.fds[0]);
+    assert_int_equal(cl_glist(&a, DOMID_SELF, 0, HV_GRANT_LIST_MAX, e, &n), 0);
+    assert_int_equal(n, 3);
+    assert_entry(&e[0], a.domid, b.domid, rw, 0, 1, 0);
+    assert_entry(&e[1], a.domid, b.domid, ro, 1, 0, 0);
+    assert_entry(&e[2], a.domid, w.domid, other, 0, 0, 0);
+    assert_int_equal(cl_glist(&a, a.domid, ro, 1, e, &n), 0); /* paging */
+    assert_int_equal(n, 1);
+    assert_int_equal(e[0].ref, ro);
+    assert_int_equal(cl_glist(&a, a.domid, other + 1, 8, e, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(cl_glist(&p, a.domid, 0, 8, e, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(cl_glist(&b, a.domid, 0, 8, e, &n), -EPERM);
+    assert_int_equal(cl_glist(&b, NO_DOMAIN, 0, 8, e, &n), -ESRCH);
+    assert_int_equal(cl_glist(&a, a.domid, 0, 0, e, &n), -EINVAL);
+    assert_int_equal(cl_glist(&a, a.domid, 0, HV_GRANT_LIST_MAX + 1, e, &n), -EINVAL);
+    /* A dead granter's grants that are still mapped stay listed. */
+    witness_arm(&a, &w, &x);
+    witness_kill(&a, &w, &x);
+    assert_int_equal(cl_glist(&p, a.domid, 0, 8, e, &n), 0);
+    assert_int_equal(n, 1);
+    assert_entry(&e[0], a.domid, b.domid, rw, 0, 1, 1);
+    assert_int_equal(cl_unmap(&b, a.domid, &rw, 1), 0);
+    assert_int_equal(cl_glist(&p, a.domid, 0, 8, e, &n), -ESRCH);
+    cl_die(&b);
+    cl_die(&w);
+    cl_die(&p);
+}
+
+/* ---- toolstack connections ------------------------------------------------------------ */
+
+static void test_hv_toolstack_connection(void **state)
+{
+    struct hvd *d = *state;
+    static xen_domctl_getdomaininfo_t l[8];
+    static struct hv_grant_list_entry e[8];
+    struct hv_evtchn_alloc_req alloc = { 1 };
+    struct hv_grant_share_req share = { 1, 1, 0, 0 };
+    struct xen_sysctl_physinfo pi;
+    xen_domctl_getdomaininfo_t i;
+    struct hv_hello_rsp r;
+    struct cl t, a, p;
+    struct msg m;
+    uint32_t num, ref;
+    int fd = make_memfd(1, SEALS_OK);
+
+    memset(&t, 0, sizeof(t));
+    t.s = sock_connect(d);
+    assert_int_equal(cl_hello(&t, HV_WANT_TOOLSTACK, HV_PROTO_VERSION, &r), 0);
+    assert_int_equal(r.domid, 0); /* the privileged domain's, which it acts for */
+    assert_int_equal(r.privileged, 1);
+    cl_open(&a, d, -1);
+    assert_int_equal(a.domid, 1); /* the toolstack used up no domid */
+    ref = share_one(&a, 0, 0);
+    /* Privileged for every question, but no domain: in no list. */
+    assert_int_equal(hc_physinfo(&t, &pi), 0);
+    assert_int_equal(hc_domlist(&t, 0, 8, 8, l, &num), 0);
+    assert_int_equal(num, 1);
+    assert_int_equal(l[0].domain, a.domid);
+    assert_int_equal(hc_dominfo(&t, a.domid, &i), 0);
+    assert_int_equal(hc_dominfo(&t, DOMID_SELF, &i), -ESRCH); /* no dom 0 yet */
+    assert_int_equal(cl_glist(&t, a.domid, 0, 8, e, &num), 0);
+    assert_int_equal(num, 1);
+    assert_int_equal(e[0].ref, ref);
+    assert_int_equal(cl_ping(&t), 0);
+    /* It owns no ports and no grants, and says HELLO once. */
+    assert_int_equal(cl_call(&t, HV_OP_EVTCHN_ALLOC, &alloc, sizeof(alloc), NULL, 0, &m), -EPERM);
+    assert_int_equal(cl_call(&t, HV_OP_GRANT_SHARE, &share, sizeof(share), &fd, 1, &m), -EPERM);
+    assert_int_equal(cl_hello(&t, -1, HV_PROTO_VERSION, &r), -EPERM);
+    /* The privileged domain itself can still be claimed. */
+    cl_open_priv(&p, d);
+    assert_int_equal(hc_dominfo(&t, DOMID_SELF, &i), 0);
+    assert_int_equal(i.domain, 0);
+    assert_int_equal(hc_domlist(&t, 0, 8, 8, l, &num), 0);
+    assert_int_equal(num, 2);
+    assert_int_equal(cl_ping(&t), 0);
+    close(fd);
+    cl_die(&t);
+    cl_die(&a);
+    assert_int_equal(cl_ping(&p), 0);
+    cl_die(&p);
+    assert_daemon_serves(d);
+}
+
+static void test_hv_toolstack_uid_refused(void **state)
+{
+    struct hvd d;
+    char uid[16];
+    const char *args[] = { "--allow-uid", uid, NULL };
+    struct hv_hello_rsp r;
+    struct cl t;
+
+    (void)state;
+    snprintf(uid, sizeof(uid), "%u", (unsigned)getuid() + 1);
+    hvd_start(&d, args);
+    memset(&t, 0, sizeof(t));
+    t.s = sock_connect(&d);
+    assert_int_equal(cl_hello(&t, HV_WANT_TOOLSTACK, HV_PROTO_VERSION, &r), -EPERM);
+    /* Refused, the connection may still become an ordinary domain. */
+    assert_int_equal(cl_hello(&t, -1, HV_PROTO_VERSION, &r), 0);
+    assert_int_equal(r.privileged, 0);
+    cl_die(&t);
+    hvd_stop(&d);
+}
+
 /* ---- resources ------------------------------------------------------------------------ */
 
 /* One domain's life: channel, shares (one mapped by the witness, with an
@@ -1869,6 +2576,19 @@ int main(int argc, char **argv)
         T(test_hv_hostile_payload_sizes),
         T(test_hv_hostile_hello_twice),
         T(test_hv_hostile_too_many_fds_closes),
+        T(test_hv_hcall_xen_version),
+        T(test_hv_hcall_physinfo),
+        T(test_hv_hcall_domain_list),
+        T(test_hv_hcall_domain_list_sub_len),
+        T(test_hv_hcall_domctl_getdomaininfo),
+        T(test_hv_hcall_evtchn_status),
+        T(test_hv_hcall_gnttab_query_size),
+        T(test_hv_hcall_memory_reservation),
+        T(test_hv_hcall_hostile),
+        T(test_hv_hcall_sees_hangup_at_once),
+        T(test_hv_grant_list),
+        T(test_hv_toolstack_connection),
+        cmocka_unit_test(test_hv_toolstack_uid_refused),
         T(test_hv_notice_burst_is_queued),
         T(test_hv_stuck_client_dropped),
         T(test_hv_no_leak_over_1000_lives),

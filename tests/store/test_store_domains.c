@@ -752,6 +752,52 @@ static void test_toolstack_connection_from_disallowed_uid_is_closed(void **state
                    "a domain of that uid writes its home");
 }
 
+/* XS_CONTROL "pvabi-toolstack" (a PVABI_OPEN_TOOLSTACK context): the
+ * connection speaks as the toolstack, the privileged domain, even from a
+ * process that holds a domain, if its uid is allowed. */
+static void test_toolstack_select_from_a_domain_process(void **state)
+{
+    struct fx_dom a, b;
+    char p[128], out[256], want[16];
+    char *help;
+
+    (void)state;
+    fx_dom_spawn(&a, -1, 1);
+    fx_dom_spawn(&b, -1, 1);
+    expect_dom_err(fx_dom_read(&a, path_of(p, sizeof(p), &b, "domid"), out, sizeof(out)), EACCES,
+                   "a reads b's home as a");
+    expect_dom_err(fx_dom_control(&a, "pvabi-toolstack", NULL, out, sizeof(out)), 0,
+                   "a selects the toolstack");
+    assert_string_equal(out, "OK");
+    expect_dom_err(fx_dom_read(&a, path_of(p, sizeof(p), &b, "domid"), out, sizeof(out)), 0,
+                   "a reads b's home as the toolstack");
+    snprintf(want, sizeof(want), "%u", b.domid);
+    assert_string_equal(out, want);
+    expect_dom_err(fx_dom_write(&a, "/by-toolstack", "1"), 0, "the toolstack writes /");
+    expect_perms("/by-toolstack", "n0");
+    /* Privileged requests too. */
+    expect_dom_err(fx_dom_op(&a, FX_OP_INTRODUCED, 0, want, NULL, 0, out, sizeof(out), NULL), 0,
+                   "privileged IS_DOMAIN_INTRODUCED");
+    help = xs_control_command(h, "help", NULL, 0);
+    assert_non_null(help);
+    assert_non_null(strstr(help, "pvabi-toolstack\n"));
+    free(help);
+}
+
+static void test_toolstack_select_refused_for_disallowed_uid(void **state)
+{
+    struct fx_dom a;
+    char p[128], out[64];
+
+    (void)state;
+    fx_dom_spawn(&a, -1, 1);
+    expect_dom_err(fx_dom_control(&a, "pvabi-toolstack", NULL, out, sizeof(out)), EACCES,
+                   "a uid not in --allow-uid selects the toolstack");
+    /* The connection still speaks as its domain. */
+    expect_dom_err(fx_dom_write(&a, path_of(p, sizeof(p), &a, "x"), "1"), 0, "a writes its home");
+    expect_dom_err(fx_dom_write(&a, "/not-a-toolstack", "1"), EACCES, "a writes /");
+}
+
 int main(int argc, char **argv)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -780,6 +826,9 @@ int main(int argc, char **argv)
         T(test_release_makes_open_transactions_retry),
         T(test_release_of_root_owner_keeps_skeleton),
         cmocka_unit_test_setup_teardown(test_toolstack_connection_from_disallowed_uid_is_closed,
+                                        setup_no_toolstack, teardown_no_toolstack),
+        T(test_toolstack_select_from_a_domain_process),
+        cmocka_unit_test_setup_teardown(test_toolstack_select_refused_for_disallowed_uid,
                                         setup_no_toolstack, teardown_no_toolstack),
     };
 #undef T

@@ -29,13 +29,21 @@ union hv_cmsg_buf {
 
 typedef int32_t hv_op_fn(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *rs);
 
+/* How an op's payload length is checked before its handler runs. */
+enum hv_len_rule {
+    LEN_EXACT, /* exactly len bytes */
+    LEN_REFS,  /* len bytes, then `count` uint32_t refs (1..HV_REFS_MAX) */
+    LEN_MIN,   /* at least len bytes: the handler checks the rest */
+};
+
 struct hv_op_desc {
     const char *name;
     hv_op_fn *fn;
-    uint32_t len;  /* exact payload length; with refs, the part before them */
-    bool refs;     /* followed by `count` uint32_t refs (1..HV_REFS_MAX) */
-    unsigned nfds; /* fds the op takes */
-    bool noreply;  /* HV_F_NOREPLY allowed: the reply is only a status */
+    uint32_t len; /* see rule */
+    enum hv_len_rule rule;
+    unsigned nfds;  /* fds the op takes */
+    bool noreply;   /* HV_F_NOREPLY allowed: the reply is only a status */
+    bool toolstack; /* allowed on a toolstack connection, which is no domain */
 };
 
 static int32_t op_ping(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *rs)
@@ -44,26 +52,30 @@ static int32_t op_ping(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *rs)
     return 0;
 }
 
+/* [HV_OP_X] = { "X", ... }: the log name is the op without its prefix. */
+#define OP(x, fn, len, rule, nfds, noreply, ts)                                                    \
+    [HV_OP_##x] = { #x, fn, len, rule, nfds, noreply, ts }
 static const struct hv_op_desc op_table[] = {
-    [HV_OP_HELLO] = { "HELLO", hv_op_hello, sizeof(struct hv_hello_req), false, 0, false },
-    [HV_OP_EVTCHN_ALLOC] = { "EVTCHN_ALLOC", hv_op_evtchn_alloc, sizeof(struct hv_evtchn_alloc_req),
-                             false, 0, false },
-    [HV_OP_EVTCHN_BIND] = { "EVTCHN_BIND", hv_op_evtchn_bind, sizeof(struct hv_evtchn_bind_req),
-                            false, 0, false },
-    [HV_OP_EVTCHN_CLOSE] = { "EVTCHN_CLOSE", hv_op_evtchn_close, sizeof(struct hv_evtchn_close_req),
-                             false, 0, true },
-    [HV_OP_GRANT_SHARE] = { "GRANT_SHARE", hv_op_grant_share, sizeof(struct hv_grant_share_req),
-                            false, 1, false },
-    [HV_OP_GRANT_REVOKE] = { "GRANT_REVOKE", hv_op_grant_revoke, sizeof(struct hv_grant_refs_req),
-                             true, 0, true },
-    [HV_OP_GRANT_MAP] = { "GRANT_MAP", hv_op_grant_map, sizeof(struct hv_grant_refs_req), true, 0,
-                          false },
-    [HV_OP_GRANT_UNMAP] = { "GRANT_UNMAP", hv_op_grant_unmap, sizeof(struct hv_grant_refs_req),
-                            true, 0, true },
-    [HV_OP_UNMAP_NOTIFY] = { "UNMAP_NOTIFY", hv_op_unmap_notify, sizeof(struct hv_unmap_notify_req),
-                             false, 0, true },
-    [HV_OP_PING] = { "PING", op_ping, 0, false, 0, true },
+    OP(HELLO, hv_op_hello, sizeof(struct hv_hello_req), LEN_EXACT, 0, false, false),
+    OP(EVTCHN_ALLOC, hv_op_evtchn_alloc, sizeof(struct hv_evtchn_alloc_req), LEN_EXACT, 0, false,
+       false),
+    OP(EVTCHN_BIND, hv_op_evtchn_bind, sizeof(struct hv_evtchn_bind_req), LEN_EXACT, 0, false,
+       false),
+    OP(EVTCHN_CLOSE, hv_op_evtchn_close, sizeof(struct hv_evtchn_close_req), LEN_EXACT, 0, true,
+       false),
+    OP(GRANT_SHARE, hv_op_grant_share, sizeof(struct hv_grant_share_req), LEN_EXACT, 1, false,
+       false),
+    OP(GRANT_REVOKE, hv_op_grant_revoke, sizeof(struct hv_grant_refs_req), LEN_REFS, 0, true,
+       false),
+    OP(GRANT_MAP, hv_op_grant_map, sizeof(struct hv_grant_refs_req), LEN_REFS, 0, false, false),
+    OP(GRANT_UNMAP, hv_op_grant_unmap, sizeof(struct hv_grant_refs_req), LEN_REFS, 0, true, false),
+    OP(UNMAP_NOTIFY, hv_op_unmap_notify, sizeof(struct hv_unmap_notify_req), LEN_EXACT, 0, true,
+       false),
+    OP(PING, op_ping, 0, LEN_EXACT, 0, true, true),
+    OP(HYPERCALL, hv_op_hypercall, sizeof(struct hv_hypercall_req), LEN_MIN, 0, false, true),
+    OP(GRANT_LIST, hv_op_grant_list, sizeof(struct hv_grant_list_req), LEN_EXACT, 0, false, true),
 };
+#undef OP
 
 static const struct hv_op_desc *op_find(uint16_t op)
 {
@@ -91,7 +103,9 @@ const char *hv_who(const struct hv_dom *d)
     static unsigned next;
     char *b = bufs[next++ % 2];
 
-    if (d->domid == HV_DOMID_NONE)
+    if (d->toolstack)
+        snprintf(b, sizeof(bufs[0]), "toolstack pid %d", (int)d->pid);
+    else if (d->domid == HV_DOMID_NONE)
         snprintf(b, sizeof(bufs[0]), "client pid %d", (int)d->pid);
     else
         snprintf(b, sizeof(bufs[0]), "dom %u (pid %d)", d->domid, (int)d->pid);
@@ -299,6 +313,18 @@ static int32_t check_refs_len(const struct hv_req *rq)
     return rq->h.len == sizeof(req) + req.count * sizeof(uint32_t) ? 0 : -EINVAL;
 }
 
+static bool len_ok(const struct hv_req *rq, const struct hv_op_desc *op)
+{
+    switch (op->rule) {
+    case LEN_REFS:
+        return check_refs_len(rq) == 0;
+    case LEN_MIN:
+        return rq->h.len >= op->len;
+    default:
+        return rq->h.len == op->len;
+    }
+}
+
 /* The checks every request passes before its handler sees it. */
 static int32_t check_request(const struct hv_dom *d, const struct hv_req *rq, uint32_t got,
                              const struct hv_op_desc *op)
@@ -318,8 +344,10 @@ static int32_t check_request(const struct hv_dom *d, const struct hv_req *rq, ui
         what = "HV_F_NOREPLY on an op that hands out more than a status", status = -EINVAL;
     else if (rq->nfds != op->nfds)
         what = "wrong number of fds for this op", status = -EINVAL;
-    else if (op->refs ? check_refs_len(rq) != 0 : rq->h.len != op->len)
+    else if (!len_ok(rq, op))
         what = "wrong payload length or count", status = -EINVAL;
+    else if (d->toolstack && !op->toolstack)
+        what = "a toolstack connection is no domain: it has no ports or grants", status = -EPERM;
     if (!what)
         return 0;
     hv_warn("%s: %s (op %u, seq %u, len %u/%u, fds %u/%u): %s", hv_who(d), hv_op_name(rq->h.op),

@@ -41,7 +41,7 @@ struct hv_dom *hv_dom_live(uint32_t domid)
     return d && d->state == DOM_LIVE ? d : NULL;
 }
 
-static bool uid_allowed(uid_t uid)
+bool hv_uid_allowed(uid_t uid)
 {
     for (unsigned i = 0; i < hv.nallow; i++)
         if (hv.allow_uid[i] == uid)
@@ -92,12 +92,34 @@ static int32_t domid_pick(const struct hv_dom *d, int32_t want, uint32_t *domid)
         return domid_alloc(domid);
     if (want < 0 || (uint32_t)want >= HV_DOMID_LIMIT)
         return -EINVAL;
-    if ((uint32_t)want == hv.priv_domid && !uid_allowed(d->uid))
+    if ((uint32_t)want == hv.priv_domid && !hv_uid_allowed(d->uid))
         return -EPERM;
     /* A zombie still holds its domid: its grants are named by it. */
     if (hv.doms[want] && !holder_gone((uint32_t)want))
         return -EADDRINUSE;
     *domid = (uint32_t)want;
+    return 0;
+}
+
+/* A toolstack is not a domain: it takes no domid (so it is in no list and
+ * no domid is used up) and is never introduced to the store; it answers as
+ * the privileged domain, the one a toolstack acts for. */
+static int32_t hello_toolstack(struct hv_dom *d, struct hv_rsp *rs)
+{
+    struct hv_hello_rsp out = { .version = HV_PROTO_VERSION, .privileged = 1 };
+
+    if (!hv_uid_allowed(d->uid)) {
+        hv_info("%s (uid %u): HELLO as the toolstack: uid not allowed (--allow-uid)", hv_who(d),
+                (unsigned)d->uid);
+        return -EPERM;
+    }
+    d->toolstack = true;
+    d->privileged = true;
+    d->state = DOM_LIVE;
+    out.domid = hv.priv_domid;
+    memcpy(rs->payload, &out, sizeof(out));
+    rs->len = sizeof(out);
+    hv_info("%s: connected (uid %u)", hv_who(d), (unsigned)d->uid);
     return 0;
 }
 
@@ -118,6 +140,8 @@ int32_t hv_op_hello(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *rs)
                 HV_PROTO_VERSION);
         return -EPROTONOSUPPORT;
     }
+    if (req.want_domid == HV_WANT_TOOLSTACK)
+        return hello_toolstack(d, rs);
     status = domid_pick(d, req.want_domid, &domid);
     if (status) {
         hv_info("%s (uid %u): HELLO for domid %d: %s", hv_who(d), (unsigned)d->uid, req.want_domid,

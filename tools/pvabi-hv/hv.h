@@ -132,8 +132,11 @@ struct hv_dom {
     struct hv_source src;
     enum hv_dom_state state;
     int sock;
-    uint32_t domid; /* HV_DOMID_NONE before HELLO */
+    uint32_t domid; /* HV_DOMID_NONE before HELLO, and for a toolstack */
     bool privileged;
+    /* A toolstack connection (HELLO HV_WANT_TOOLSTACK): DOM_LIVE, privileged,
+     * but no domain: no domid, in no table, owns no ports or grants. */
+    bool toolstack;
     pid_t pid;
     uid_t uid;
 
@@ -223,6 +226,9 @@ struct hv_dom *hv_dom_new(int sock, pid_t pid, uid_t uid);
 int32_t hv_op_hello(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *rs);
 /* The domain holding @domid if it is live (not doomed, not a zombie). */
 struct hv_dom *hv_dom_live(uint32_t domid);
+/* May processes of @uid act as the privileged domain or the toolstack
+ * (--allow-uid)? */
+bool hv_uid_allowed(uid_t uid);
 void hv_dom_doom(struct hv_dom *d, const char *why);
 void hv_reap(void);
 /* True (and @d reaped) if @d's process has already hung up, after handling
@@ -270,6 +276,22 @@ void hv_grant_run_death_notifies(struct hv_dom *d);
 void hv_grant_drop_mappings(struct hv_dom *d);
 void hv_grant_reclaim(struct hv_dom *d);
 void hv_grant_free_tables(struct hv_dom *d);
+
+/* ---- introspection (hcall.c, inspect.c) ---------------------------------- */
+
+int32_t hv_op_hypercall(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *rs);
+int32_t hv_op_grant_list(struct hv_dom *d, struct hv_req *rq, struct hv_rsp *rs);
+/* The domain holding @domid, live or dying, or NULL; a live one whose
+ * process has hung up is first reaped (hv_dom_gone()), so it may be dying
+ * or gone.  May reap: pointers held across it must be looked up again. */
+struct hv_dom *hv_dom_settled(const struct hv_dom *asker, uint32_t domid);
+/* hv_dom_settled() of the domain @asker means by @domid (Xen's DOMID_SELF:
+ * itself; for a toolstack, the privileged domain). */
+struct hv_dom *hv_dom_lookup(const struct hv_dom *asker, uint32_t domid);
+/* May @asker ask about @target?  Itself, or anything when privileged. */
+bool hv_may_inspect(const struct hv_dom *asker, const struct hv_dom *target);
+/* Dying: a zombie, or doomed and not yet reaped. */
+bool hv_dom_dying(const struct hv_dom *d);
 
 /* ---- the server (server.c) --------------------------------------------- */
 

@@ -59,14 +59,6 @@ const char *xs_conn_name(const struct xs_conn *c)
     return b;
 }
 
-static bool uid_allowed(uid_t uid)
-{
-    for (unsigned i = 0; i < hv.nallow; i++)
-        if (hv.allow_uid[i] == uid)
-            return true;
-    return false;
-}
-
 /* The process's one live domain; the toolstack (the privileged domain, as
  * Xen's dom0 socket) for an allowed uid with none; nobody yet with several
  * (XS_CONTROL pvabi-domid picks).  NULL, or why the client is refused. */
@@ -76,7 +68,7 @@ static const char *identify(struct xs_conn *c)
     unsigned n = 0;
 
     for (struct hv_dom *d = hv.all; d; d = d->next)
-        if (d->state == DOM_LIVE && d->pid == c->pid)
+        if (d->state == DOM_LIVE && !d->toolstack && d->pid == c->pid)
             match = d, n++;
     c->domid = XS_NOBODY;
     if (n > 1)
@@ -88,7 +80,7 @@ static const char *identify(struct xs_conn *c)
         c->bound = true;
         return NULL;
     }
-    if (!uid_allowed(c->uid))
+    if (!hv_uid_allowed(c->uid))
         return "no domain of its process, and its uid may not speak as the toolstack "
                "(--allow-uid)";
     c->domid = hv.priv_domid;

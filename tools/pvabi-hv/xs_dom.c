@@ -477,6 +477,24 @@ static int select_domid(struct xs_req *rq)
     return 0;
 }
 
+/* "pvabi-toolstack": speak as the toolstack (the privileged domain, as
+ * Xen's dom0 socket), for a PVABI_OPEN_TOOLSTACK context, whose process may
+ * also hold domains (identify() would pick one of them). */
+static int select_toolstack(struct xs_req *rq)
+{
+    struct xs_conn *c = rq->c;
+
+    if (!hv_uid_allowed(c->uid)) {
+        hv_info("store: %s: pvabi-toolstack refused: uid %u may not (--allow-uid)", xs_conn_name(c),
+                (unsigned)c->uid);
+        return EACCES;
+    }
+    xs_conn_set_domid(c, hv.priv_domid, false);
+    hv_info("store: %s: selected", xs_conn_name(c));
+    xs_reply(rq, "OK", 3);
+    return 0;
+}
+
 int xs_op_control(struct xs_req *rq)
 {
     const char *cmd = rq->body;
@@ -485,10 +503,15 @@ int xs_op_control(struct xs_req *rq)
         return EINVAL;
     if (strcmp(cmd, "pvabi-domid") == 0)
         return select_domid(rq);
+    /* No argument: "pvabi-toolstack\0", or with an empty one "...\0\0". */
+    if (strcmp(cmd, "pvabi-toolstack") == 0)
+        return rq->hdr.len <= sizeof("pvabi-toolstack") + (cmd[rq->hdr.len - 1] == '\0')
+                   ? select_toolstack(rq)
+                   : EINVAL;
     if (!rq->who.priv)
         return EACCES;
     if (strcmp(cmd, "help") == 0) {
-        static const char help[] = "pvabi-domid <domid>\nhelp\nprint <string>\n";
+        static const char help[] = "pvabi-domid <domid>\npvabi-toolstack\nhelp\nprint <string>\n";
         xs_reply(rq, help, sizeof(help));
         return 0;
     }

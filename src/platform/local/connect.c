@@ -176,7 +176,8 @@ static int connect_or_start(pvabi_ctx *ctx, struct lc *lc, const struct sockaddr
     return fd == -ECONNREFUSED ? -ENOENT : fd;
 }
 
-/* The domain HELLO asks for: $PVABI_LOCAL_DOMID, else -1 (any). */
+/* The domain HELLO asks for: none for a toolstack context, else
+ * $PVABI_LOCAL_DOMID, else -1 (any). */
 static int want_domid(pvabi_ctx *ctx, int32_t *want)
 {
     const char *s = env("PVABI_LOCAL_DOMID");
@@ -184,7 +185,9 @@ static int want_domid(pvabi_ctx *ctx, int32_t *want)
     long v;
 
     *want = -1;
-    if (!s)
+    if (ctx->open_flags & PVABI_OPEN_TOOLSTACK)
+        *want = HV_WANT_TOOLSTACK;
+    if (!s || *want == HV_WANT_TOOLSTACK)
         return 0;
     v = strtol(s, &end, 10);
     if (*end || v < 0 || v > LC_DOMID_MAX) {
@@ -197,7 +200,12 @@ static int want_domid(pvabi_ctx *ctx, int32_t *want)
 
 static void hello_failed(pvabi_ctx *ctx, int rc, int32_t want)
 {
-    if (rc == -EPERM)
+    if (rc == -EPERM && want == HV_WANT_TOOLSTACK)
+        pvabi__err(ctx,
+                   "pvabi-hv refuses a toolstack connection to this user (uid %u): start it "
+                   "with --allow-uid %u",
+                   (unsigned)getuid(), (unsigned)getuid());
+    else if (rc == -EPERM)
         pvabi__err(ctx, "pvabi-hv refuses domain %d to this user (uid %u)", want,
                    (unsigned)getuid());
     else if (rc == -EADDRINUSE)
@@ -228,9 +236,15 @@ static int hello(pvabi_ctx *ctx, struct lc *lc)
     memcpy(&rsp, m->payload, sizeof(rsp));
     if (rsp.domid > LC_DOMID_MAX || (req.want_domid >= 0 && rsp.domid != (uint32_t)req.want_domid))
         return pvabi__lc_bad_reply(ctx, lc, m, "a domain id other than the one asked for");
+    if (req.want_domid == HV_WANT_TOOLSTACK && !rsp.privileged)
+        return pvabi__lc_bad_reply(ctx, lc, m, "an unprivileged toolstack connection");
     lc->domid = (pvabi_domid)rsp.domid;
-    pvabi__debug(ctx, "pvabi-hv: this process is domain %u%s", rsp.domid,
-                 rsp.privileged ? " (privileged)" : "");
+    lc->toolstack = req.want_domid == HV_WANT_TOOLSTACK;
+    if (lc->toolstack)
+        pvabi__debug(ctx, "pvabi-hv: a toolstack connection, acting for domain %u", rsp.domid);
+    else
+        pvabi__debug(ctx, "pvabi-hv: this process is domain %u%s", rsp.domid,
+                     rsp.privileged ? " (privileged)" : "");
     return 0;
 }
 
@@ -254,7 +268,8 @@ int pvabi__lc_store_where(pvabi_ctx *ctx, void *plat, struct pvabi__store_where 
     struct lc *lc = plat;
     int n = snprintf(w->path, sizeof(w->path), "%s.xenstore", lc->sock_path);
 
-    w->select_domid = 1;
+    w->select_domid = !lc->toolstack;
+    w->toolstack = lc->toolstack;
     if (n >= 0 && (size_t)n < sizeof(w->path))
         return 0;
     pvabi__err(ctx,

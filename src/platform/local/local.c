@@ -122,4 +122,6 @@ const struct pvabi_platform_ops pvabi__platform_local = {
     .grant_unmap = pvabi__lc_grant_unmap,
     .map_notify = pvabi__lc_map_notify,
     .grant_copy = pvabi__lc_grant_copy,
+    .hypercall = pvabi__lc_hypercall,
+    .grant_list = pvabi__lc_grant_list,
 };

@@ -16,6 +16,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -95,6 +96,7 @@ struct lc {
     uint32_t seq;        /* last request number */
     pid_t child;         /* a started daemon not yet collected, or 0 */
     pvabi_domid domid;
+    bool toolstack;        /* a PVABI_OPEN_TOOLSTACK connection: no domain of its own */
     char sock_path[108];   /* the daemon's socket, absolute (its store is at PATH.xenstore) */
     struct lc_port *ports; /* HV_PORTS_MAX slots, never moved: notify reads it unlocked */
     struct lc_pages *shares, *maps;
@@ -183,6 +185,11 @@ int pvabi__lc_map_notify(pvabi_ctx *ctx, void *plat, void *handle, unsigned page
                          pvabi_port port);
 int pvabi__lc_grant_copy(pvabi_ctx *ctx, void *plat, struct pvabi_grant_copy_seg *segs,
                          unsigned count);
+
+/* ---- hcall.c: hypercalls and grant listing (HV_OP_HYPERCALL, _GRANT_LIST) - */
+int pvabi__lc_hypercall(pvabi_ctx *ctx, void *plat, struct pvabi__hypercall *hc, int64_t *result);
+int pvabi__lc_grant_list(pvabi_ctx *ctx, void *plat, pvabi_domid granter, pvabi_gref first,
+                         struct pvabi_grant_entry *out, unsigned max);
 
 /* Unmaps and frees every share and mapping left (platform close). */
 void pvabi__lc_grants_free(struct lc *lc);

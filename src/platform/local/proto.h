@@ -54,6 +54,8 @@ enum hv_op {
     HV_OP_GRANT_UNMAP = 8,  /* the mapper is done with refs */
     HV_OP_UNMAP_NOTIFY = 9, /* register/clear an unmap-notify action */
     HV_OP_PING = 10,        /* no-op round trip (tests, liveness) */
+    HV_OP_HYPERCALL = 11,   /* a Xen hypercall, with Xen's argument struct */
+    HV_OP_GRANT_LIST = 12,  /* a domain's grant table, for introspection */
     /* notices, daemon -> client */
     HV_NOTICE_PORT_CONNECTED = 100, /* a peer bound to our unbound port */
     HV_NOTICE_PORT_CLOSED = 101,    /* the peer closed its end, or died */
@@ -84,6 +86,13 @@ struct hv_hdr {
     uint32_t len;   /* payload bytes after the header */
     uint32_t nfds;  /* fds the sender attached (SCM_RIGHTS), for checking */
 };
+
+/* HELLO want_domid for a toolstack connection (PVABI_OPEN_TOOLSTACK): not a
+ * domain (no domid of its own, in no list), privileged for HYPERCALL and
+ * GRANT_LIST, refused (-EPERM) every op that needs a domain (EVTCHN_*,
+ * GRANT_*, UNMAP_NOTIFY).  Only for an allowed uid (-EPERM otherwise).  The
+ * reply's domid is the privileged domid, privileged 1. */
+#define HV_WANT_TOOLSTACK (-2)
 
 /* HELLO: want_domid -1 for "any unprivileged domid".  Asking for the
  * privileged domid (0 unless the daemon was started with another) succeeds
@@ -203,6 +212,69 @@ struct hv_port_notice {
     uint32_t remote_domid;
     uint32_t remote_port;
     uint32_t pad;
+};
+
+/* HYPERCALL: one Xen hypercall.  Payload: struct hv_hypercall_req, then
+ * `len` bytes: the argument struct, exactly as Xen's public header lays it
+ * out (the daemon is built against the same headers as the library).  The
+ * daemon knows these (anything else: -ENOSYS, as Xen for an unknown
+ * hypercall or sub-op):
+ *   __HYPERVISOR_xen_version: XENVER_version (len 0), _extraversion,
+ *     _capabilities, _changeset, _get_features, _pagesize;
+ *   __HYPERVISOR_sysctl: struct xen_sysctl, cmd physinfo or
+ *     getdomaininfolist (whose buffer is the reply's sub part: sub_len is the
+ *     room the caller has, a multiple of sizeof(xen_domctl_getdomaininfo_t);
+ *     the guest handle in the struct is ignored);
+ *   __HYPERVISOR_domctl: struct xen_domctl, cmd getdomaininfo;
+ *   __HYPERVISOR_event_channel_op: EVTCHNOP_status;
+ *   __HYPERVISOR_grant_table_op: GNTTABOP_query_size, count 1;
+ *   __HYPERVISOR_memory_op: XENMEM_current_reservation,
+ *     XENMEM_maximum_reservation (arg: a domid_t).
+ * A len other than the sub-op's struct size: -EINVAL (-EFAULT is what Xen
+ * would say, but there is no guest memory to fault on); a sysctl/domctl
+ * interface_version other than the daemon's: -EACCES, as Xen.  Privilege
+ * as Xen's default XSM policy (docs/hypercall.md).  Reply: on success (the
+ * header's status 0) struct hv_hypercall_rsp, then `len` bytes of the
+ * argument struct as the hypercall left it, then `sub_len` bytes of the sub
+ * buffer (the reply's sub_len: the part the hypercall wrote, at most the
+ * request's); on failure (status -errno) no payload. */
+struct hv_hypercall_req {
+    uint32_t nr;
+    uint32_t cmd;
+    uint32_t count;
+    uint32_t len;
+    uint32_t sub_len; /* sysctl getdomaininfolist only; 0 otherwise */
+    uint32_t pad;
+};
+struct hv_hypercall_rsp {
+    int64_t result; /* the hypercall's non-negative return value */
+    uint32_t len;
+    uint32_t sub_len;
+};
+
+/* GRANT_LIST: `granter`'s (DOMID_SELF allowed) live grants (and, for a dying granter, the ones
+ * still mapped) with ref >= first, ascending, at most max (1..
+ * HV_GRANT_LIST_MAX).  Another domain's grants need privilege (-EPERM);
+ * -ESRCH if no domain (live or zombie) has that domid. */
+#define HV_GRANT_LIST_MAX 256
+struct hv_grant_list_req {
+    uint32_t granter;
+    uint32_t first;
+    uint32_t max;
+    uint32_t pad;
+};
+struct hv_grant_list_entry {
+    uint16_t granter;
+    uint16_t grantee;
+    uint32_t ref;
+    uint32_t flags; /* bit 0: read-only */
+    uint32_t maps;
+    uint32_t dying; /* 1: the granter is a zombie */
+};
+struct hv_grant_list_rsp {
+    uint32_t count;
+    uint32_t pad;
+    struct hv_grant_list_entry e[]; /* count entries */
 };
 
 #endif /* PVABI_LOCAL_PROTO_H */

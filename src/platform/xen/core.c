@@ -2,7 +2,8 @@
 /*
  * The `xen` platform: opening and closing the libxen* handles, the logger
  * that routes their messages to pvabi__log, the one errno conversion, and
- * the ops table.  Event channels are in evtchn.c, grants in grant.c.
+ * the ops table.  Event channels are in evtchn.c, grants in grant.c,
+ * hypercalls in hcall.c.
  */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -83,6 +84,18 @@ int pvabi__xen_missing(const struct pvabi__xen *x, const char *what, const char 
     return -ENOTSUP;
 }
 
+int pvabi__xen_missing_privcmd(const struct pvabi__xen *x, const char *what)
+{
+    char ebuf[128];
+
+    pvabi__err(x->ctx,
+               "platform xen: %s: hypercalls not available: /dev/xen/privcmd could not be "
+               "opened at pvabi_open (%s); run as root (or give this user access to "
+               "/dev/xen/privcmd) in a Xen domain, then open a new context",
+               what, strerror_r(x->xcall_errno, ebuf, sizeof(ebuf)));
+    return -EACCES;
+}
+
 /* ---- the logger handed to libxen* -------------------------------------- */
 
 static int level_from_xtl(xentoollog_level level)
@@ -161,6 +174,16 @@ static void open_grants(struct pvabi__xen *x)
                                         "xengntshr_open: /dev/xen/gntalloc (share disabled)");
 }
 
+/* Only the hypercall op needs privcmd, and only root normally has it: a
+ * domain without it still does everything else. */
+static void open_xencall(struct pvabi__xen *x)
+{
+    x->xcall = xencall_open(&x->logger.base, 0);
+    if (!x->xcall)
+        x->xcall_errno = -pvabi__xen_fail(x, PVABI_LOG_DEBUG, NULL,
+                                          "xencall_open: /dev/xen/privcmd (hypercalls disabled)");
+}
+
 static void xen_close(pvabi_ctx *ctx, void *plat)
 {
     int keep PVABI__XEN_KEEP_ERRNO = errno;
@@ -168,6 +191,8 @@ static void xen_close(pvabi_ctx *ctx, void *plat)
 
     (void)ctx;
     pvabi__xen_xc_close(x);
+    if (x->xcall)
+        xencall_close(x->xcall);
     /* Closing a handle also releases what it still holds: gntalloc and
      * gntdev drop their grants, the evtchn driver unbinds every port. */
     if (x->xgs)
@@ -200,6 +225,7 @@ static int xen_open(pvabi_ctx *ctx, const char *arg, void **plat, pvabi_domid *d
     if (rc == 0) {
         open_grants(x);
         pvabi__xen_xc_open(x);
+        open_xencall(x);
         rc = pvabi__xen_own_domid(x, &x->domid);
     }
     x->logger.demote = 0;
@@ -249,4 +275,7 @@ const struct pvabi_platform_ops pvabi__platform_xen = {
     .grant_unmap = pvabi__xen_grant_unmap,
     .map_notify = pvabi__xen_map_notify,
     .grant_copy = pvabi__xen_grant_copy,
+    .hypercall = pvabi__xen_hypercall,
+    /* Xen has no hypercall that lists a domain's grants. */
+    .grant_list = NULL,
 };

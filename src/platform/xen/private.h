@@ -2,7 +2,8 @@
 /*
  * The `xen` platform's private state and helpers, shared by its files only:
  * core.c (open/close, the logger, the errno helper), xc.c (libxenctrl),
- * domid.c (our domain id), evtchn.c and grant.c (the ops).
+ * domid.c (our domain id), evtchn.c and grant.c (the ops), hcall.c (the
+ * hypercall op, libxencall).
  *
  * Locking: the core holds ctx->lock around every op except evtchn_notify
  * and evtchn_wait, so the fields below need no lock of their own; notify
@@ -16,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <xencall.h>
 #include <xenevtchn.h>
 #include <xengnttab.h>
 #include <xentoollog.h>
@@ -40,7 +42,9 @@ struct pvabi__xen {
     xengnttab_handle *xgt;         /* optional (gntdev): map, copy */
     xengntshr_handle *xgs;         /* optional (gntalloc): share */
     struct xc_interface_core *xch; /* optional (privcmd): port status */
+    xencall_handle *xcall;         /* optional (privcmd): the hypercall op */
     int xgt_errno, xgs_errno;      /* why xgt / xgs are NULL */
+    int xcall_errno;               /* why xcall is NULL */
     int fd;
     pvabi_domid domid;
     uint8_t *ports; /* PVABI_EVTCHN_UNBOUND / _INTERDOMAIN, indexed by port */
@@ -84,6 +88,10 @@ const char *pvabi__xen_gntst_name(int16_t status);
 int pvabi__xen_missing(const struct pvabi__xen *x, const char *what, const char *dev, int err,
                        const char *module);
 
+/* The hypercall op without a xencall handle: logs why (privcmd could not be
+ * opened at pvabi_open, with the errno it gave) and returns -EACCES. */
+int pvabi__xen_missing_privcmd(const struct pvabi__xen *x, const char *what);
+
 /* xc.c: libxenctrl, optional.  Opens x->xch or leaves it NULL (logged). */
 void pvabi__xen_xc_open(struct pvabi__xen *x);
 void pvabi__xen_xc_close(struct pvabi__xen *x);
@@ -123,5 +131,8 @@ int pvabi__xen_map_notify(pvabi_ctx *ctx, void *plat, void *handle, unsigned pag
                           pvabi_port port);
 int pvabi__xen_grant_copy(pvabi_ctx *ctx, void *plat, struct pvabi_grant_copy_seg *segs,
                           unsigned count);
+
+/* hcall.c: the hypercall op. */
+int pvabi__xen_hypercall(pvabi_ctx *ctx, void *plat, struct pvabi__hypercall *hc, int64_t *result);
 
 #endif
