@@ -400,6 +400,7 @@ static void test_toolstack_owns_nothing(void **state)
     assert_int_equal(pvabi_store_read(ts, PVABI_STORE_TXN_NONE, "/tool/pvabi-test", &v), 1);
     free(v);
     assert_int_equal(pvabi_store_rm(ts, PVABI_STORE_TXN_NONE, "/tool/pvabi-test"), 0);
+    pvabi_close(ts);
     assert_int_equal(pvabi_open_flags(&ts, it_platform(), 0x80), -EINVAL);
     assert_null(ts);
 }
