@@ -159,7 +159,8 @@ int pvabi_domain_read(pvabi_ctx *ctx, pvabi_domid domid, struct pvabi_domain_inf
  * order, at most @max of them into @out (XEN_SYSCTL_getdomaininfolist).
  * Returns how many were written (0: none left; to page, call again with
  * @first = last domid + 1); -EINVAL if @max is 0 or above 4096; -EPERM
- * without privilege (a sysctl).  Names as pvabi_domain_read().
+ * without privilege (a sysctl); -EPROTO if the hypervisor's answer is out
+ * of order or larger than asked (logged).  Names as pvabi_domain_read().
  */
 int pvabi_domain_list(pvabi_ctx *ctx, pvabi_domid first, struct pvabi_domain_info *out,
                       unsigned max);
@@ -191,7 +192,7 @@ struct pvabi_evtchn_status {
  * (pvabi_evtchn_state() is this context's own view of its own ports).
  * Another domain's port needs privilege (-EPERM).  -EINVAL for a port
  * beyond those @dom has: to walk a domain's ports, count up from 1 until
- * -EINVAL (CLOSED ones are free slots).  A port whose peer went away is
+ * -EINVAL (CLOSED ones are free slots; port 0 is reserved and CLOSED).  A port whose peer went away is
  * UNBOUND, offered to that peer again (Xen's rebind).
  */
 int pvabi_evtchn_status_read(pvabi_ctx *ctx, pvabi_domid dom, pvabi_port port,
