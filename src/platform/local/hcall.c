@@ -65,8 +65,6 @@ int pvabi__lc_hypercall(pvabi_ctx *ctx, void *plat, struct pvabi__hypercall *hc,
     *result = 0;
     if (rc < 0)
         return rc;
-    if (lc->sock < 0)
-        return -ENOTCONN;
     rc = pvabi__lc_call(ctx, lc, HV_OP_HYPERCALL, buf, len, NULL, 0, &m);
     if (rc < 0)
         return rc; /* the hypercall's answer, or the transport's */
@@ -93,10 +91,8 @@ int pvabi__lc_grant_list(pvabi_ctx *ctx, void *plat, pvabi_domid granter, pvabi_
     struct lc_msg *m;
     int rc;
 
-    if (lc->sock < 0)
-        return -ENOTCONN;
-    if (max > HV_GRANT_LIST_MAX)
-        req.max = max = HV_GRANT_LIST_MAX;
+    /* The core asks for at most one reply's worth. */
+    _Static_assert(PVABI__GRANT_LIST_CHUNK == HV_GRANT_LIST_MAX, "one GRANT_LIST per chunk");
     rc = pvabi__lc_call(ctx, lc, HV_OP_GRANT_LIST, &req, sizeof(req), NULL, 0, &m);
     if (rc < 0)
         return rc;

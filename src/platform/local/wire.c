@@ -51,6 +51,8 @@ static const char *op_name(unsigned op)
         [HV_OP_GRANT_UNMAP] = "GRANT_UNMAP",
         [HV_OP_UNMAP_NOTIFY] = "UNMAP_NOTIFY",
         [HV_OP_PING] = "PING",
+        [HV_OP_HYPERCALL] = "HYPERCALL",
+        [HV_OP_GRANT_LIST] = "GRANT_LIST",
     };
     return op < sizeof(names) / sizeof(names[0]) && names[op] ? names[op] : "unknown op";
 }
