@@ -7,7 +7,8 @@
  * flexring.h (byte rings), barrier.h (memory ordering), evtchn.h (event
  * channels), grant.h (grant references), xenbus.h (the store and the
  * frontend/backend handshake), hypercall.h (typed hypercalls: version,
- * host, domains).  This header declares the context:
+ * host, domains), stream.h (a byte stream between two domains,
+ * libxenvchan-compatible).  This header declares the context:
  * one connection to a hypervisor, real Xen or the embedded one.
  *
  * Error convention everywhere: 0 (or a non-negative count) on success, a
@@ -25,6 +26,7 @@
 #include <pvabi/grant.h>
 #include <pvabi/hypercall.h>
 #include <pvabi/ring.h>
+#include <pvabi/stream.h>
 #include <pvabi/types.h>
 #include <pvabi/xenbus.h>
 
