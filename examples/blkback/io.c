@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * io.c - one batch of requests: take them off the ring (each copied once:
+ * only the copy is read), validate every field, reach the granted pages
+ * (grants.c), do the disk I/O in ring order (contiguous READs or WRITEs
+ * merged into one preadv / pwritev), answer in ring order.
+ *
+ * Validation is against our copies only, so a frontend changing a slot or
+ * an indirect page after we read it changes nothing (no double fetch).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bb.h"
+
+#define SECT PVBLK_SECTOR_SIZE
+
+/* Validates one segment descriptor (from a private copy) into @s. */
+static int parse_seg(const struct pvblk_segment *in, struct bb_seg *s, uint64_t *nsect)
+{
+    if (in->first_sect > in->last_sect || in->last_sect >= PVBLK_PAGE_SECTORS)
+        return -EINVAL;
+    s->gref = in->gref;
+    s->off = (uint16_t)(in->first_sect * SECT);
+    s->len = (uint16_t)((in->last_sect - in->first_sect + 1u) * SECT);
+    s->addr = NULL;
+    s->via_copy = 0;
+    *nsect += (uint64_t)(in->last_sect - in->first_sect + 1u);
+    return 0;
+}
+
+static int parse_segs(struct bb_dev *d, struct bb_req *r, const struct pvblk_segment *in)
+{
+    for (unsigned i = 0; i < r->nseg; i++)
+        if (parse_seg(&in[i], &d->segs[r->seg0 + i], &r->nsect) < 0)
+            return -EINVAL;
+    return 0;
+}
+
+/* The range [sector, sector + nsect) lies in the disk; no overflow. */
+static int in_disk(const struct bb_dev *d, uint64_t sector, uint64_t nsect)
+{
+    return sector <= d->sectors && nsect <= d->sectors - sector;
+}
+
+/* Fetches the indirect descriptors once into d->ind (private memory). */
+static int fetch_indirect(struct bb_dev *d, const struct pvblk_request_indirect *ir, unsigned n)
+{
+    unsigned pages = (n + PVBLK_SEGS_PER_INDIRECT_FRAME - 1) / PVBLK_SEGS_PER_INDIRECT_FRAME;
+
+    for (unsigned p = 0; p < pages; p++) {
+        unsigned cnt = n - p * (unsigned)PVBLK_SEGS_PER_INDIRECT_FRAME;
+        if (cnt > PVBLK_SEGS_PER_INDIRECT_FRAME)
+            cnt = PVBLK_SEGS_PER_INDIRECT_FRAME;
+        int rc =
+            bb_grants_fetch(d, ir->indirect_grefs[p], d->ind + p * PVBLK_SEGS_PER_INDIRECT_FRAME,
+                            (uint16_t)(cnt * sizeof(struct pvblk_segment)));
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_indirect(struct bb_dev *d, struct bb_req *r)
+{
+    struct pvblk_request_indirect ir;
+
+    memcpy(&ir, &r->raw, sizeof(ir));
+    if (ir.indirect_op != PVBLK_OP_READ && ir.indirect_op != PVBLK_OP_WRITE)
+        return -EOPNOTSUPP;
+    if (ir.nr_segments == 0 || ir.nr_segments > d->b->o.max_indirect)
+        return -EINVAL;
+    r->op = ir.indirect_op;
+    r->nseg = ir.nr_segments;
+    r->sector = ir.sector_number;
+    d->st.indirect++;
+    if (fetch_indirect(d, &ir, r->nseg) < 0)
+        return -EFAULT;
+    return parse_segs(d, r, d->ind);
+}
+
+/* READ / WRITE need 1..11 segments; FLUSH and BARRIER 0..11. */
+static int parse_direct(struct bb_dev *d, struct bb_req *r)
+{
+    unsigned n = r->raw.nr_segments;
+
+    if (n > PVBLK_MAX_SEGMENTS_PER_REQUEST)
+        return -EINVAL;
+    if (n == 0 && (r->op == PVBLK_OP_READ || r->op == PVBLK_OP_WRITE))
+        return -EINVAL;
+    r->nseg = n;
+    r->sector = r->raw.sector_number;
+    return parse_segs(d, r, r->raw.seg);
+}
+
+static int parse_discard(struct bb_dev *d, struct bb_req *r)
+{
+    struct pvblk_request_discard dr;
+
+    memcpy(&dr, &r->raw, sizeof(dr));
+    if (d->ro)
+        return -EOPNOTSUPP;
+    r->sector = dr.sector_number;
+    r->nsect = dr.nr_sectors;
+    return 0;
+}
+
+/* Counts one request by kind. */
+static void count_op(struct bb_dev *d, uint8_t op)
+{
+    struct blkback_dev_stats *s = &d->st;
+
+    s->reads += op == PVBLK_OP_READ;
+    s->writes += op == PVBLK_OP_WRITE;
+    s->barriers += op == PVBLK_OP_WRITE_BARRIER;
+    s->flushes += op == PVBLK_OP_FLUSH_DISKCACHE;
+    s->discards += op == PVBLK_OP_DISCARD;
+}
+
+static int parse_op(struct bb_dev *d, struct bb_req *r)
+{
+    switch (r->raw.operation) {
+    case PVBLK_OP_READ:
+    case PVBLK_OP_WRITE:
+    case PVBLK_OP_WRITE_BARRIER:
+    case PVBLK_OP_FLUSH_DISKCACHE:
+        r->op = r->raw.operation;
+        return parse_direct(d, r);
+    case PVBLK_OP_DISCARD:
+        r->op = PVBLK_OP_DISCARD;
+        return parse_discard(d, r);
+    case PVBLK_OP_INDIRECT:
+        if (d->b->o.max_indirect == 0)
+            return -EOPNOTSUPP;
+        return parse_indirect(d, r);
+    default:
+        return -EOPNOTSUPP;
+    }
+}
+
+/* Fills r->status: OKAY if the request may run, else why not. */
+static void parse(struct bb_dev *d, struct bb_req *r, unsigned seg0)
+{
+    int rc;
+
+    r->op = 0xff;
+    r->seg0 = seg0;
+    r->nseg = r->nmap = 0;
+    r->nsect = 0;
+    rc = parse_op(d, r);
+    if (rc == 0 && r->op != PVBLK_OP_READ && r->op != PVBLK_OP_FLUSH_DISKCACHE && d->ro &&
+        r->op != PVBLK_OP_DISCARD)
+        rc = -EROFS;
+    if (rc == 0 && r->op == PVBLK_OP_FLUSH_DISKCACHE && r->nseg && d->ro)
+        rc = -EROFS;
+    if (rc == 0 && !in_disk(d, r->sector, r->nsect))
+        rc = -ERANGE;
+    count_op(d, r->op);
+    r->status = rc == 0             ? PVBLK_RSP_OKAY
+                : rc == -EOPNOTSUPP ? PVBLK_RSP_EOPNOTSUPP
+                                    : PVBLK_RSP_ERROR;
+    if (rc < 0) {
+        r->nseg = 0; /* nothing of a refused request is touched */
+        if (d->b->o.verbose)
+            bb_log(d->b, PVABI_LOG_INFO, "%s: request id %llu op %u refused: %s", d->name,
+                   (unsigned long long)r->raw.id, r->raw.operation, strerror(-rc));
+    }
+}
+
+/* Segments a request may need in the batch (before parsing it). */
+static unsigned segs_needed(const struct bb_dev *d, const struct pvblk_request *raw)
+{
+    if (raw->operation == PVBLK_OP_INDIRECT) {
+        unsigned n = ((const struct pvblk_request_indirect *)(const void *)raw)->nr_segments;
+        return n <= d->b->o.max_indirect ? n : 0;
+    }
+    return raw->nr_segments <= PVBLK_MAX_SEGMENTS_PER_REQUEST ? raw->nr_segments : 0;
+}
+
+/* Takes up to BB_BATCH_REQS requests; the count, or -EPROTO. */
+static int take(struct bb_dev *d)
+{
+    unsigned n = 0, used = 0;
+
+    while (n < BB_BATCH_REQS) {
+        struct bb_req *r = &d->reqs[n];
+        if (d->has_stash) {
+            r->raw = d->stash;
+            d->has_stash = 0;
+        } else {
+            int rc = pvblk_back_copy_req(&d->ring, &r->raw);
+            if (rc <= 0)
+                return rc < 0 ? rc : (int)n;
+        }
+        unsigned need = segs_needed(d, &r->raw);
+        if (used + need > d->batch_segs) {
+            d->stash = r->raw; /* consumed already: first of the next batch */
+            d->has_stash = 1;
+            break;
+        }
+        parse(d, r, used);
+        used += r->nseg;
+        n++;
+    }
+    return (int)n;
+}
+
+/* ---- disk ----------------------------------------------------------- */
+
+/* Whether request @r continues @prev on disk, same direction, room in the iovec. */
+static int mergeable(const struct bb_req *prev, const struct bb_req *r, unsigned niov)
+{
+    return r->status == PVBLK_RSP_OKAY && r->op == prev->op &&
+           (r->op == PVBLK_OP_READ || r->op == PVBLK_OP_WRITE) &&
+           r->sector == prev->sector + prev->nsect && niov + r->nseg <= IOV_MAX;
+}
+
+/* Full preadv / pwritev of @len bytes at @off (a regular file may return short at EOF). */
+static int rw_all(int fd, int write, struct iovec *iov, int niov, off_t off, size_t len)
+{
+    while (len > 0) {
+        ssize_t got = write ? pwritev(fd, iov, niov, off) : preadv(fd, iov, niov, off);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return got < 0 ? -errno : -EIO;
+        len -= (size_t)got;
+        off += got;
+        while (niov > 0 && (size_t)got >= iov->iov_len) {
+            got -= (ssize_t)iov->iov_len;
+            iov++, niov--;
+        }
+        if (niov > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + got;
+            iov->iov_len -= (size_t)got;
+        }
+    }
+    return 0;
+}
+
+/* Requests [i, j) are one contiguous run of READs or WRITEs. */
+static void run_rw(struct bb_dev *d, unsigned i, unsigned j)
+{
+    /* Barriers and flushes carrying data write it too. */
+    int niov = 0, write = d->reqs[i].op != PVBLK_OP_READ;
+    size_t len = 0;
+
+    for (unsigned k = i; k < j; k++) {
+        const struct bb_req *r = &d->reqs[k];
+        for (unsigned s = 0; s < r->nseg; s++) {
+            const struct bb_seg *sg = &d->segs[r->seg0 + s];
+            d->iov[niov++] = (struct iovec){ sg->addr, sg->len };
+            len += sg->len;
+        }
+    }
+    int rc = rw_all(d->fd, write, d->iov, niov, (off_t)(d->reqs[i].sector * SECT), len);
+    for (unsigned k = i; k < j; k++)
+        if (rc < 0)
+            d->reqs[k].status = PVBLK_RSP_ERROR;
+    if (rc == 0 && write)
+        d->st.bytes_written += len;
+    else if (rc == 0)
+        d->st.bytes_read += len;
+}
+
+/* A barrier or flush: its data (if any) written, then fdatasync. */
+static void run_sync(struct bb_dev *d, unsigned i)
+{
+    struct bb_req *r = &d->reqs[i];
+
+    if (r->nseg)
+        run_rw(d, i, i + 1);
+    if (r->status == PVBLK_RSP_OKAY && fdatasync(d->fd) < 0)
+        r->status = PVBLK_RSP_ERROR;
+}
+
+static void run_discard(struct bb_dev *d, struct bb_req *r)
+{
+    if (r->nsect == 0)
+        return;
+    if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(r->sector * SECT),
+                  (off_t)(r->nsect * SECT)) < 0)
+        r->status = errno == EOPNOTSUPP ? PVBLK_RSP_EOPNOTSUPP : PVBLK_RSP_ERROR;
+}
+
+/* Disk I/O of the batch, in ring order. */
+static void run_disk(struct bb_dev *d, unsigned nreq)
+{
+    for (unsigned i = 0; i < nreq;) {
+        struct bb_req *r = &d->reqs[i];
+        unsigned j = i + 1, niov = r->nseg;
+        if (r->status != PVBLK_RSP_OKAY) {
+            i++;
+            continue;
+        }
+        if (r->op == PVBLK_OP_READ || r->op == PVBLK_OP_WRITE) {
+            while (j < nreq && mergeable(&d->reqs[j - 1], &d->reqs[j], niov))
+                niov += d->reqs[j++].nseg;
+            run_rw(d, i, j);
+        } else if (r->op == PVBLK_OP_DISCARD) {
+            run_discard(d, r);
+        } else {
+            run_sync(d, i);
+        }
+        i = j;
+    }
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+static void respond(struct bb_dev *d, unsigned nreq)
+{
+    for (unsigned i = 0; i < nreq; i++) {
+        const struct bb_req *r = &d->reqs[i];
+        struct pvblk_response *rsp = pvblk_back_next_rsp(&d->ring);
+        if (!rsp)
+            return; /* broken meanwhile: the caller sees it */
+        rsp->id = r->raw.id;
+        rsp->operation = r->raw.operation;
+        rsp->status = r->status;
+        d->st.errors += r->status == PVBLK_RSP_ERROR;
+        d->st.eopnotsupp += r->status == PVBLK_RSP_EOPNOTSUPP;
+    }
+    if (pvblk_back_publish(&d->ring) == 1)
+        pvabi_evtchn_notify(d->b->ctx, d->port);
+}
+
+int bb_io_batch(struct bb_dev *d)
+{
+    int n = take(d);
+
+    if (n <= 0)
+        return n;
+    d->st.batches++;
+    bb_grants_acquire(d, (unsigned)n);
+    run_disk(d, (unsigned)n);
+    bb_grants_release(d, (unsigned)n);
+    respond(d, (unsigned)n);
+    return pvblk_back_broken(&d->ring) ? -EPROTO : 1;
+}

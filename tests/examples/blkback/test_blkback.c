@@ -1,0 +1,667 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * blkback's integration tests: the daemon ($BLKBACK) as domain 0 on a
+ * private pvabi-hv per test, and raw frontends (tfront.c) in this process
+ * that put exactly the requests a test wants on the ring, checked against
+ * the image file read directly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "itest.h"
+#include "tfront.h"
+
+#define IMG_SECTORS 4096u /* 2 MiB */
+#define IMG_BYTES   ((uint64_t)IMG_SECTORS * 512)
+#define NF          3
+
+static struct fixture {
+    struct tf_back bk;
+    struct tf f[NF];
+    char img[NF][64];
+} T;
+
+static int setup(void **state)
+{
+    memset(&T, 0, sizeof(T));
+    return it_setup(state);
+}
+
+static int teardown(void **state)
+{
+    int st = 0;
+
+    if (T.bk.pid > 0)
+        st = tf_back_stop(&T.bk, SIGTERM);
+    for (int i = 0; i < NF; i++) {
+        if (T.f[i].ctx)
+            tf_close(&T.f[i]);
+        if (T.img[i][0])
+            unlink(T.img[i]);
+    }
+    tf_toolstack_close();
+    it_teardown(state);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char how[64];
+        it_describe_status(st, how, sizeof(how));
+        fail_msg("blkback did not exit cleanly on SIGTERM: %s", how);
+    }
+    return 0;
+}
+
+#define BB_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+/* Image i with a pattern, frontend i added on it, blkback running with @args. */
+static struct tf *start_dev(int i, unsigned devid, const char *mode, unsigned order, int persistent)
+{
+    struct tf *f = &T.f[i];
+
+    if (!T.img[i][0])
+        tf_image(T.img[i], sizeof(T.img[i]), IMG_BYTES, 100 + (unsigned)i);
+    tf_domain(f);
+    tf_add(f, devid, T.img[i], mode);
+    assert_int_equal(tf_connect(f, order, persistent), 0);
+    return f;
+}
+
+static void start_back(const char *const *args)
+{
+    tf_back_start(&T.bk, args);
+}
+
+/* Reads @len bytes of image @i at @off. */
+static void file_read(int i, uint64_t off, void *buf, size_t len)
+{
+    int fd = open(T.img[i], O_RDONLY);
+
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+    close(fd);
+}
+
+/* Fills pool page @p with seed @seed. */
+static void fill_page(struct tf *f, unsigned p, unsigned seed)
+{
+    for (size_t i = 0; i < 4096; i++)
+        tf_page(f, p)[i] = it_pattern(seed, i);
+}
+
+/* ---- data path ---------------------------------------------------------- */
+
+/* Writes 11 segments of varying sector ranges, reads them back through the
+ * ring, and compares with the file read directly. */
+static void roundtrip(struct tf *f, int img)
+{
+    struct tf_seg segs[11];
+    uint64_t sector = 123, nsect = 0;
+    uint8_t file[11 * 4096];
+
+    for (unsigned i = 0; i < 11; i++) {
+        segs[i] = (struct tf_seg){ i, (uint8_t)(i % 3), (uint8_t)(7 - i % 2) };
+        fill_page(f, i, 7 + i);
+    }
+    assert_int_equal(tf_rw(f, PVBLK_OP_WRITE, sector, segs, 11, 1), PVBLK_RSP_OKAY);
+    file_read(img, sector * 512, file, sizeof(file));
+    for (unsigned i = 0; i < 11; i++) {
+        size_t n = (size_t)(segs[i].last - segs[i].first + 1) * 512;
+        assert_memory_equal(file + nsect * 512, tf_page(f, i) + segs[i].first * 512, n);
+        nsect += n / 512;
+    }
+    /* Read back into other pages; bytes outside the segments stay as they were. */
+    for (unsigned i = 0; i < 11; i++) {
+        memset(tf_page(f, 20 + i), 0xEE, 4096);
+        segs[i].page = 20 + i;
+    }
+    assert_int_equal(tf_rw(f, PVBLK_OP_READ, sector, segs, 11, 2), PVBLK_RSP_OKAY);
+    nsect = 0;
+    for (unsigned i = 0; i < 11; i++) {
+        uint8_t *p = tf_page(f, 20 + i);
+        size_t a = segs[i].first * 512u, n = (size_t)(segs[i].last - segs[i].first + 1) * 512;
+        assert_memory_equal(p + a, file + nsect * 512, n);
+        for (size_t k = 0; k < 4096; k++)
+            if (k < a || k >= a + n)
+                assert_int_equal(p[k], 0xEE);
+        nsect += n / 512;
+    }
+}
+
+static void test_blkback_roundtrip_copy_one_page_ring(void **state)
+{
+    (void)state;
+    start_back((const char *[]){ "--grants", "copy", NULL });
+    roundtrip(start_dev(0, 51712, "w", 0, 0), 0);
+}
+
+static void test_blkback_roundtrip_map_sixteen_page_ring(void **state)
+{
+    (void)state;
+    start_back((const char *[]){ "--grants", "map", NULL });
+    struct tf *f = start_dev(0, 51712, "w", 4, 0);
+    roundtrip(f, 0);
+}
+
+static void test_blkback_roundtrip_persistent(void **state)
+{
+    (void)state;
+    start_back(NULL);
+    roundtrip(start_dev(0, 51712, "w", 2, 1), 0);
+}
+
+/* Segments of one full page each, pool pages @p0.., in ring order. */
+static void full_segs(struct tf_seg *segs, unsigned n, unsigned p0)
+{
+    for (unsigned i = 0; i < n; i++)
+        segs[i] = (struct tf_seg){ p0 + i, 0, 7 };
+}
+
+static void indirect_roundtrip(struct tf *f, int img, unsigned n)
+{
+    uint8_t *file = malloc((size_t)n * 4096);
+
+    assert_non_null(file);
+    for (unsigned i = 0; i < n; i++)
+        fill_page(f, i, 1000 + i);
+    assert_int_equal(tf_indirect(f, PVBLK_OP_WRITE, 8, n, 77), PVBLK_RSP_OKAY);
+    file_read(img, 8 * 512, file, (size_t)n * 4096);
+    for (unsigned i = 0; i < n; i++)
+        assert_memory_equal(file + (size_t)i * 4096, tf_page(f, i), 4096);
+    for (unsigned i = 0; i < n; i++)
+        memset(tf_page(f, i), 0, 4096);
+    assert_int_equal(tf_indirect(f, PVBLK_OP_READ, 8, n, 78), PVBLK_RSP_OKAY);
+    for (unsigned i = 0; i < n; i++)
+        assert_memory_equal(file + (size_t)i * 4096, tf_page(f, i), 4096);
+    free(file);
+}
+
+static void test_blkback_indirect_256_segments_copy(void **state)
+{
+    (void)state;
+    start_back((const char *[]){ "--grants", "copy", NULL });
+    struct tf *f = start_dev(0, 51712, "w", 0, 0);
+    assert_int_equal(tf_back_node(f, "feature-max-indirect-segments"), 256);
+    indirect_roundtrip(f, 0, 256);
+}
+
+static void test_blkback_indirect_256_segments_persistent(void **state)
+{
+    (void)state;
+    start_back(NULL);
+    indirect_roundtrip(start_dev(0, 51712, "w", 4, 1), 0, 256);
+}
+
+static void test_blkback_indirect_256_segments_map(void **state)
+{
+    (void)state;
+    start_back((const char *[]){ "--grants", "map", NULL });
+    indirect_roundtrip(start_dev(0, 51712, "w", 1, 0), 0, 256);
+}
+
+static void test_blkback_features_advertised(void **state)
+{
+    (void)state;
+    start_back((const char *[]){ "--max-ring-order", "2", "--max-indirect", "64", NULL });
+    struct tf *f = start_dev(0, 51712, "w", 2, 1);
+    assert_int_equal(tf_back_node(f, "sectors"), IMG_SECTORS);
+    assert_int_equal(tf_back_node(f, "sector-size"), 512);
+    assert_int_equal(tf_back_node(f, "info"), 0);
+    assert_int_equal(tf_back_node(f, "max-ring-page-order"), 2);
+    assert_int_equal(tf_back_node(f, "feature-max-indirect-segments"), 64);
+    assert_int_equal(tf_back_node(f, "feature-persistent"), 1);
+    assert_int_equal(tf_back_node(f, "feature-flush-cache"), 1);
+    assert_int_equal(tf_back_node(f, "feature-barrier"), 1);
+    assert_int_equal(tf_back_node(f, "feature-discard"), 1);
+    assert_int_equal(tf_back_node(f, "discard-granularity"), 4096);
+    /* 65 segments: above what was advertised. */
+    assert_int_equal(tf_indirect(f, PVBLK_OP_READ, 0, 65, 5), PVBLK_RSP_ERROR);
+    assert_int_equal(tf_indirect(f, PVBLK_OP_READ, 0, 64, 6), PVBLK_RSP_OKAY);
+}
+
+static void test_blkback_flush_and_barrier(void **state)
+{
+    struct tf_seg seg = { 3, 0, 7 };
+    struct pvblk_request r;
+    uint8_t file[4096];
+
+    (void)state;
+    start_back(NULL);
+    struct tf *f = start_dev(0, 51712, "w", 0, 0);
+    tf_build(f, &r, PVBLK_OP_FLUSH_DISKCACHE, 0, NULL, 0, 9);
+    assert_int_equal(tf_call(f, &r, 9), PVBLK_RSP_OKAY);
+    tf_build(f, &r, PVBLK_OP_WRITE_BARRIER, 0, NULL, 0, 10);
+    assert_int_equal(tf_call(f, &r, 10), PVBLK_RSP_OKAY);
+    fill_page(f, 3, 55);
+    assert_int_equal(tf_rw(f, PVBLK_OP_WRITE_BARRIER, 40, &seg, 1, 11), PVBLK_RSP_OKAY);
+    file_read(0, 40 * 512, file, 4096);
+    assert_memory_equal(file, tf_page(f, 3), 4096);
+}
+
+static void test_blkback_discard_zeroes_range_only(void **state)
+{
+    struct pvblk_request r;
+    struct pvblk_request_discard *dr = (struct pvblk_request_discard *)(void *)&r;
+    uint8_t *before = malloc(IMG_BYTES), *after = malloc(IMG_BYTES);
+    uint64_t size;
+
+    (void)state;
+    start_back(NULL);
+    struct tf *f = start_dev(0, 51712, "w", 0, 0);
+    file_read(0, 0, before, IMG_BYTES);
+    memset(&r, 0, sizeof(r));
+    dr->operation = PVBLK_OP_DISCARD;
+    dr->id = 21;
+    dr->sector_number = 16;
+    dr->nr_sectors = 24;
+    assert_int_equal(tf_call(f, &r, 21), PVBLK_RSP_OKAY);
+    tf_file_hash(T.img[0], &size);
+    assert_int_equal(size, IMG_BYTES);
+    file_read(0, 0, after, IMG_BYTES);
+    assert_memory_equal(after, before, 16 * 512);
+    for (size_t i = 16 * 512; i < 40 * 512; i++)
+        assert_int_equal(after[i], 0);
+    assert_memory_equal(after + 40 * 512, before + 40 * 512, IMG_BYTES - 40 * 512);
+    free(before);
+    free(after);
+}
+
+static void test_blkback_readonly_refuses_writes(void **state)
+{
+    struct tf_seg seg = { 0, 0, 7 };
+    struct pvblk_request r;
+    struct pvblk_request_discard *dr = (struct pvblk_request_discard *)(void *)&r;
+    uint64_t h0, h1, s0, s1;
+    uint8_t file[4096];
+
+    (void)state;
+    start_back(NULL);
+    tf_image(T.img[0], sizeof(T.img[0]), IMG_BYTES, 100);
+    chmod(T.img[0], 0444);
+    struct tf *f = start_dev(0, 51712, "r", 0, 1);
+    h0 = tf_file_hash(T.img[0], &s0);
+    assert_int_equal(tf_back_node(f, "info"), PVBLK_VDISK_READONLY);
+    assert_int_equal(tf_back_node(f, "feature-discard"), -1);
+    fill_page(f, 0, 3);
+    assert_int_equal(tf_rw(f, PVBLK_OP_WRITE, 0, &seg, 1, 1), PVBLK_RSP_ERROR);
+    assert_int_equal(tf_rw(f, PVBLK_OP_WRITE_BARRIER, 0, &seg, 1, 2), PVBLK_RSP_ERROR);
+    assert_int_equal(tf_indirect(f, PVBLK_OP_WRITE, 0, 4, 3), PVBLK_RSP_ERROR);
+    memset(&r, 0, sizeof(r));
+    dr->operation = PVBLK_OP_DISCARD;
+    dr->id = 4;
+    dr->nr_sectors = 8;
+    assert_int_equal(tf_call(f, &r, 4), PVBLK_RSP_EOPNOTSUPP);
+    h1 = tf_file_hash(T.img[0], &s1);
+    assert_true(h0 == h1 && s0 == s1);
+    assert_int_equal(tf_rw(f, PVBLK_OP_READ, 8, &seg, 1, 5), PVBLK_RSP_OKAY);
+    file_read(0, 8 * 512, file, 4096);
+    assert_memory_equal(file, tf_page(f, 0), 4096);
+}
+
+/* ---- hostile requests ------------------------------------------------------ */
+
+enum { K_DIRECT, K_INDIRECT, K_DISCARD };
+
+struct bad_case {
+    const char *what;
+    int kind;
+    uint8_t op;          /* operation (direct), indirect_op, or unused */
+    unsigned nseg;       /* nr_segments */
+    uint64_t sector;     /* sector_number */
+    uint64_t nr_sectors; /* discard */
+    uint8_t first, last; /* every segment's (direct) / descriptor 1's (indirect) */
+    int gref;            /* 0 pool page, 1 bogus gref, 2 read-only page, 3 bogus indirect page */
+    int16_t status;
+};
+
+static const struct bad_case bad_cases[] = {
+    { "unknown op 4", K_DIRECT, 4, 1, 0, 0, 0, 7, 0, PVBLK_RSP_EOPNOTSUPP },
+    { "unknown op 200", K_DIRECT, 200, 1, 0, 0, 0, 7, 0, PVBLK_RSP_EOPNOTSUPP },
+    { "read of 0 segments", K_DIRECT, PVBLK_OP_READ, 0, 0, 0, 0, 7, 0, PVBLK_RSP_ERROR },
+    { "write of 0 segments", K_DIRECT, PVBLK_OP_WRITE, 0, 0, 0, 0, 7, 0, PVBLK_RSP_ERROR },
+    { "write of 12 segments", K_DIRECT, PVBLK_OP_WRITE, 12, 0, 0, 0, 7, 0, PVBLK_RSP_ERROR },
+    { "write of 255 segments", K_DIRECT, PVBLK_OP_WRITE, 255, 0, 0, 0, 7, 0, PVBLK_RSP_ERROR },
+    { "write first > last", K_DIRECT, PVBLK_OP_WRITE, 2, 0, 0, 5, 4, 0, PVBLK_RSP_ERROR },
+    { "write last > 7", K_DIRECT, PVBLK_OP_WRITE, 2, 0, 0, 0, 8, 0, PVBLK_RSP_ERROR },
+    { "read last = 255", K_DIRECT, PVBLK_OP_READ, 1, 0, 0, 0, 255, 0, PVBLK_RSP_ERROR },
+    { "write across the end", K_DIRECT, PVBLK_OP_WRITE, 1, IMG_SECTORS - 4, 0, 0, 7, 0,
+      PVBLK_RSP_ERROR },
+    { "write at the end", K_DIRECT, PVBLK_OP_WRITE, 1, IMG_SECTORS, 0, 0, 0, 0, PVBLK_RSP_ERROR },
+    { "write sector + length overflows", K_DIRECT, PVBLK_OP_WRITE, 2, UINT64_MAX - 3, 0, 0, 7, 0,
+      PVBLK_RSP_ERROR },
+    { "barrier sector + length overflows", K_DIRECT, PVBLK_OP_WRITE_BARRIER, 1, UINT64_MAX, 0, 0, 7,
+      0, PVBLK_RSP_ERROR },
+    { "write of a bogus gref", K_DIRECT, PVBLK_OP_WRITE, 3, 0, 0, 0, 7, 1, PVBLK_RSP_ERROR },
+    { "read into a bogus gref", K_DIRECT, PVBLK_OP_READ, 3, 0, 0, 0, 7, 1, PVBLK_RSP_ERROR },
+    { "read into a read-only grant", K_DIRECT, PVBLK_OP_READ, 1, 0, 0, 0, 7, 2, PVBLK_RSP_ERROR },
+    { "indirect of 0 segments", K_INDIRECT, PVBLK_OP_WRITE, 0, 0, 0, 0, 7, 0, PVBLK_RSP_ERROR },
+    { "indirect above the maximum", K_INDIRECT, PVBLK_OP_WRITE, 257, 0, 0, 0, 7, 0,
+      PVBLK_RSP_ERROR },
+    { "indirect of 65535 segments", K_INDIRECT, PVBLK_OP_WRITE, 65535, 0, 0, 0, 7, 0,
+      PVBLK_RSP_ERROR },
+    { "indirect_op flush", K_INDIRECT, PVBLK_OP_FLUSH_DISKCACHE, 4, 0, 0, 0, 7, 0,
+      PVBLK_RSP_EOPNOTSUPP },
+    { "indirect_op indirect", K_INDIRECT, PVBLK_OP_INDIRECT, 4, 0, 0, 0, 7, 0,
+      PVBLK_RSP_EOPNOTSUPP },
+    { "indirect descriptor first > last", K_INDIRECT, PVBLK_OP_WRITE, 8, 0, 0, 6, 2, 0,
+      PVBLK_RSP_ERROR },
+    { "indirect descriptor last > 7", K_INDIRECT, PVBLK_OP_WRITE, 8, 0, 0, 0, 9, 0,
+      PVBLK_RSP_ERROR },
+    { "indirect across the end", K_INDIRECT, PVBLK_OP_WRITE, 8, IMG_SECTORS - 60, 0, 0, 7, 0,
+      PVBLK_RSP_ERROR },
+    { "indirect with a bogus descriptor page", K_INDIRECT, PVBLK_OP_WRITE, 8, 0, 0, 0, 7, 3,
+      PVBLK_RSP_ERROR },
+    { "indirect write of a bogus gref", K_INDIRECT, PVBLK_OP_WRITE, 8, 0, 0, 0, 7, 1,
+      PVBLK_RSP_ERROR },
+    { "discard across the end", K_DISCARD, 0, 0, IMG_SECTORS - 8, 9, 0, 0, 0, PVBLK_RSP_ERROR },
+    { "discard overflowing", K_DISCARD, 0, 0, 8, UINT64_MAX - 2, 0, 0, 0, PVBLK_RSP_ERROR },
+    { "discard past the end", K_DISCARD, 0, 0, UINT64_MAX, 1, 0, 0, 0, PVBLK_RSP_ERROR },
+};
+
+static pvabi_gref case_gref(struct tf *f, const struct bad_case *c, unsigned i)
+{
+    if (c->gref == 1)
+        return 0x00fffff0u + i;
+    if (c->gref == 2)
+        return pvabi_grant_ref(f->ro, 0);
+    return tf_gref(f, i % TF_POOL);
+}
+
+static void build_bad_indirect(struct tf *f, const struct bad_case *c, struct pvblk_request *r)
+{
+    struct pvblk_request_indirect *ir = (struct pvblk_request_indirect *)(void *)r;
+    struct pvblk_segment *d = pvabi_grant_addr(f->ind);
+
+    ir->operation = PVBLK_OP_INDIRECT;
+    ir->indirect_op = c->op;
+    ir->nr_segments = (uint16_t)c->nseg;
+    ir->sector_number = c->sector;
+    for (unsigned i = 0; i < 8 * 512; i++)
+        d[i] = (struct pvblk_segment){ case_gref(f, c, i), 0, 7, { 0 } };
+    d[1].first_sect = c->first;
+    d[1].last_sect = c->last;
+    for (unsigned p = 0; p < 8; p++)
+        ir->indirect_grefs[p] = c->gref == 3 ? 0x00ffff00u + p : pvabi_grant_ref(f->ind, p);
+}
+
+static void build_bad(struct tf *f, const struct bad_case *c, struct pvblk_request *r, uint64_t id)
+{
+    memset(r, 0, sizeof(*r));
+    if (c->kind == K_INDIRECT) {
+        build_bad_indirect(f, c, r);
+    } else if (c->kind == K_DISCARD) {
+        struct pvblk_request_discard *dr = (struct pvblk_request_discard *)(void *)r;
+        dr->operation = PVBLK_OP_DISCARD;
+        dr->sector_number = c->sector;
+        dr->nr_sectors = c->nr_sectors;
+    } else {
+        r->operation = c->op;
+        r->nr_segments = (uint8_t)c->nseg;
+        r->sector_number = c->sector;
+        for (unsigned i = 0; i < PVBLK_MAX_SEGMENTS_PER_REQUEST; i++)
+            r->seg[i] = (struct pvblk_segment){ case_gref(f, c, i), c->first, c->last, { 0 } };
+    }
+    r->id = id;
+}
+
+/* Every bad request gets its status; the image is byte for byte the same;
+ * the device still serves afterwards. */
+static void hostile(const char *const *args, int persistent)
+{
+    struct tf_seg seg = { 5, 0, 7 };
+    uint64_t h0, h1, s0, s1;
+    uint8_t file[4096];
+
+    start_back(args);
+    struct tf *f = start_dev(0, 51712, "w", 0, persistent);
+    for (unsigned p = 0; p < TF_POOL; p++)
+        memset(tf_page(f, p), 0xA5, 4096); /* not the image's pattern */
+    h0 = tf_file_hash(T.img[0], &s0);
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        struct pvblk_request r;
+        print_message("case: %s\n", bad_cases[i].what);
+        build_bad(f, &bad_cases[i], &r, 1000 + i);
+        assert_int_equal(tf_call(f, &r, 1000 + i), bad_cases[i].status);
+        h1 = tf_file_hash(T.img[0], &s1);
+        assert_true(h0 == h1);
+        assert_int_equal(s0, s1);
+    }
+    assert_int_equal(tf_rw(f, PVBLK_OP_READ, 0, &seg, 1, 1), PVBLK_RSP_OKAY);
+    file_read(0, 0, file, 4096);
+    assert_memory_equal(file, tf_page(f, 5), 4096);
+    assert_int_equal(tf_back_state(f), PVABI_XENBUS_STATE_CONNECTED);
+}
+
+static void test_blkback_hostile_requests_copy(void **state)
+{
+    (void)state;
+    hostile((const char *[]){ "--grants", "copy", NULL }, 0);
+}
+
+static void test_blkback_hostile_requests_map(void **state)
+{
+    (void)state;
+    hostile((const char *[]){ "--grants", "map", NULL }, 0);
+}
+
+static void test_blkback_hostile_requests_persistent(void **state)
+{
+    (void)state;
+    hostile(NULL, 1);
+}
+
+/* A second device of another frontend: keeps answering while @f misbehaves. */
+static void check_serves(struct tf *f, int img, uint64_t id)
+{
+    struct tf_seg seg = { 9, 2, 5 };
+    uint8_t file[2048];
+
+    memset(tf_page(f, 9), 0, 4096);
+    assert_int_equal(tf_rw(f, PVBLK_OP_READ, id % 1000, &seg, 1, id), PVBLK_RSP_OKAY);
+    file_read(img, (id % 1000) * 512, file, sizeof(file));
+    assert_memory_equal(file, tf_page(f, 9) + 1024, sizeof(file));
+}
+
+static void test_blkback_broken_ring_disconnects_that_device_only(void **state)
+{
+    (void)state;
+    start_back(NULL);
+    struct tf *f = start_dev(0, 51712, "w", 0, 0);
+    struct tf *g = start_dev(1, 51728, "w", 1, 1);
+    struct pvblk_shared *sh = pvabi_grant_addr(f->ring);
+
+    check_serves(f, 0, 1);
+    check_serves(g, 1, 2);
+    /* The producer index jumps far beyond the ring: a lie. */
+    __atomic_store_n(&sh->req_prod, sh->req_prod + 100000, __ATOMIC_RELEASE);
+    pvabi_evtchn_notify(f->ctx, f->port);
+    assert_int_equal(tf_wait_back_state(f, PVABI_XENBUS_STATE_CLOSED, TF_TIMEOUT_MS), 0);
+    for (uint64_t id = 3; id < 20; id++)
+        check_serves(g, 1, id);
+    assert_true(tf_back_alive(&T.bk));
+}
+
+static void test_blkback_two_devices_concurrently(void **state)
+{
+    struct tf_seg segs[4];
+    struct pvblk_request r;
+    struct pvblk_response rsp;
+
+    (void)state;
+    start_back(NULL);
+    struct tf *f[2] = { start_dev(0, 51712, "w", 2, 1), start_dev(1, 51712, "w", 0, 0) };
+    for (unsigned round = 0; round < 20; round++) {
+        for (unsigned k = 0; k < 2; k++) {
+            for (unsigned q = 0; q < 8; q++) {
+                full_segs(segs, 4, q * 4);
+                for (unsigned s = 0; s < 4; s++)
+                    fill_page(f[k], q * 4 + s, round * 100 + q * 4 + s + k);
+                tf_build(f[k], &r, PVBLK_OP_WRITE, ((round % 4) * 8 + q) * 32, segs, 4, q);
+                tf_push(f[k], &r);
+            }
+        }
+        for (unsigned k = 0; k < 2; k++) {
+            for (unsigned q = 0; q < 8; q++) {
+                assert_int_equal(tf_pop(f[k], &rsp, TF_TIMEOUT_MS), 0);
+                assert_int_equal(rsp.id, q);
+                assert_int_equal(rsp.status, PVBLK_RSP_OKAY);
+            }
+        }
+    }
+    for (unsigned k = 0; k < 2; k++) {
+        uint8_t file[4096];
+        file_read((int)k, (3 * 8 + 7) * 32 * 512, file, 4096);
+        assert_memory_equal(file, tf_page(f[k], 28), 4096);
+    }
+}
+
+static void test_blkback_device_removed_while_running(void **state)
+{
+    (void)state;
+    start_back(NULL);
+    struct tf *f = start_dev(0, 51712, "w", 0, 0);
+    struct tf *g = start_dev(1, 51712, "w", 0, 1);
+
+    check_serves(f, 0, 1);
+    assert_int_equal(pvabi_xenbus_device_remove(tf_toolstack(), "vbd", f->domid, 0, 51712), 0);
+    check_serves(g, 1, 2);
+    /* Added again, the same frontend is served again. */
+    pvabi_xenbus_front_close(f->xf);
+    f->xf = NULL;
+    tf_add(f, 51712, T.img[0], "w");
+    assert_int_equal(tf_connect(f, 0, 0), 0);
+    check_serves(f, 0, 3);
+    check_serves(g, 1, 4);
+}
+
+static void test_blkback_frontend_dies_mid_request(void **state)
+{
+    struct tf_seg seg = { 1, 0, 7 };
+    struct pvblk_request r;
+    char dom[16];
+
+    (void)state;
+    start_back(NULL);
+    struct tf *f = start_dev(0, 51712, "w", 0, 1);
+    struct tf *g = start_dev(1, 51712, "w", 0, 0);
+    check_serves(f, 0, 1);
+    /* Requests in flight, then the frontend's domain goes away. */
+    for (uint64_t id = 0; id < 8; id++) {
+        tf_build(f, &r, PVBLK_OP_WRITE, id * 8, &seg, 1, id);
+        tf_push(f, &r);
+    }
+    pvabi_domid d = f->domid;
+    tf_close(f);
+    check_serves(g, 1, 2);
+    /* It comes back as the same domain: served again. */
+    snprintf(dom, sizeof(dom), "%u", d);
+    setenv("PVABI_LOCAL_DOMID", dom, 1);
+    tf_domain(f);
+    unsetenv("PVABI_LOCAL_DOMID");
+    assert_int_equal(f->domid, d);
+    tf_add(f, 51712, T.img[0], "w");
+    assert_int_equal(tf_connect(f, 1, 1), 0);
+    check_serves(f, 0, 3);
+    check_serves(g, 1, 4);
+    assert_true(tf_back_alive(&T.bk));
+}
+
+/* SIGKILL with requests on the ring unanswered: the next blkback answers each once. */
+static void test_blkback_killed_restarted_answers_once(void **state)
+{
+    struct tf_seg segs[2];
+    struct pvblk_request r;
+    struct pvblk_response rsp;
+    uint8_t file[8192];
+
+    (void)state;
+    start_back(NULL);
+    struct tf *f = start_dev(0, 51712, "w", 1, 1);
+    check_serves(f, 0, 1);
+    kill(T.bk.pid, SIGSTOP); /* it takes nothing more off the ring */
+    for (uint64_t id = 10; id < 30; id++) {
+        full_segs(segs, 2, (unsigned)(id * 2));
+        fill_page(f, (unsigned)(id * 2), (unsigned)id);
+        fill_page(f, (unsigned)(id * 2 + 1), (unsigned)id + 500);
+        tf_build(f, &r, PVBLK_OP_WRITE, id * 16, segs, 2, id);
+        tf_push(f, &r);
+    }
+    assert_true(WIFSIGNALED(tf_back_stop(&T.bk, SIGKILL)));
+    start_back(NULL);
+    for (uint64_t id = 10; id < 30; id++) {
+        assert_int_equal(tf_pop(f, &rsp, TF_TIMEOUT_MS), 0);
+        assert_int_equal(rsp.id, id);
+        assert_int_equal(rsp.status, PVBLK_RSP_OKAY);
+        file_read(0, id * 16 * 512, file, sizeof(file));
+        assert_memory_equal(file, tf_page(f, (unsigned)(id * 2)), 8192);
+    }
+    /* Nothing answered twice: the next response is the next request's. */
+    check_serves(f, 0, 31);
+}
+
+static void test_blkback_online_0_closes_device(void **state)
+{
+    char path[128];
+
+    (void)state;
+    start_back(NULL);
+    struct tf *f = start_dev(0, 51712, "w", 0, 1);
+    struct tf *g = start_dev(1, 51728, "w", 0, 0);
+    check_serves(f, 0, 1);
+    snprintf(path, sizeof(path), "/local/domain/0/backend/vbd/%u/51712/online", f->domid);
+    assert_int_equal(pvabi_store_write(tf_toolstack(), PVABI_STORE_TXN_NONE, path, "0"), 0);
+    assert_int_equal(tf_wait_back_state(f, PVABI_XENBUS_STATE_CLOSED, TF_TIMEOUT_MS), 0);
+    check_serves(g, 1, 2);
+}
+
+/* --once: the frontend's close handshake of the last device ends the daemon (exit 0). */
+static void test_blkback_once_exits_after_last_close(void **state)
+{
+    int st;
+
+    (void)state;
+    start_back((const char *[]){ "--once", NULL });
+    struct tf *f = start_dev(0, 51712, "w", 0, 1);
+    check_serves(f, 0, 1);
+    assert_int_equal(pvabi_xenbus_front_disconnect(f->xf), 0);
+    assert_int_equal(pvabi_xenbus_front_wait(f->xf, PVABI_XENBUS_EV_CLOSED, TF_TIMEOUT_MS), 0);
+    /* The backend unmapped everything before Closed: the pool can be revoked. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pvabi_grant_revoke(f->pool[i]), 0);
+        f->pool[i] = NULL;
+    }
+    st = it_reap(T.bk.pid, T.bk.pidfd, "blkback --once");
+    T.bk.pid = 0;
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        BB_TEST(test_blkback_roundtrip_copy_one_page_ring),
+        BB_TEST(test_blkback_roundtrip_map_sixteen_page_ring),
+        BB_TEST(test_blkback_roundtrip_persistent),
+        BB_TEST(test_blkback_indirect_256_segments_copy),
+        BB_TEST(test_blkback_indirect_256_segments_persistent),
+        BB_TEST(test_blkback_indirect_256_segments_map),
+        BB_TEST(test_blkback_features_advertised),
+        BB_TEST(test_blkback_flush_and_barrier),
+        BB_TEST(test_blkback_discard_zeroes_range_only),
+        BB_TEST(test_blkback_readonly_refuses_writes),
+        BB_TEST(test_blkback_hostile_requests_copy),
+        BB_TEST(test_blkback_hostile_requests_map),
+        BB_TEST(test_blkback_hostile_requests_persistent),
+        BB_TEST(test_blkback_broken_ring_disconnects_that_device_only),
+        BB_TEST(test_blkback_two_devices_concurrently),
+        BB_TEST(test_blkback_device_removed_while_running),
+        BB_TEST(test_blkback_frontend_dies_mid_request),
+        BB_TEST(test_blkback_killed_restarted_answers_once),
+        BB_TEST(test_blkback_online_0_closes_device),
+        BB_TEST(test_blkback_once_exits_after_last_close),
+    };
+    return it_run_tests("examples-blkback", tests);
+}
