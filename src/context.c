@@ -140,6 +140,7 @@ PVABI_EXPORT void pvabi_close(pvabi_ctx *ctx)
     if (!ctx)
         return;
     pvabi__store_release(ctx);
+    pvabi__stream_release(ctx); /* its deferred revokes point at grants freed next */
     pvabi__grants_release(ctx);
     ctx->ops->close(ctx, ctx->plat);
     pvabi__ports_free(ctx);

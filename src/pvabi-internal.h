@@ -76,6 +76,9 @@ void pvabi__ports_free(pvabi_ctx *ctx);
 
 /* Unmaps and revokes what the caller left (pvabi_close). */
 void pvabi__grants_release(pvabi_ctx *ctx);
+/* Forgets the stream layer's deferred revokes of @ctx (src/stream/setup.c):
+ * pvabi_close, before pvabi__grants_release frees the grants they name. */
+void pvabi__stream_release(pvabi_ctx *ctx);
 
 /* Frees the xenbus handles and watches the caller left and closes the
  * store (pvabi_close; before pvabi__grants_release, which would otherwise

@@ -46,6 +46,7 @@
  * read, write, the getters and pvabi_stream_state() never block; wait and
  * the *_all() calls sleep up to their timeout.  Fork: a stream belongs to
  * the process (and context) that opened it; a child must not use it.
+ * errno: no stream call changes it (errors are the negative returns).
  */
 #ifndef PVABI_STREAM_H
 #define PVABI_STREAM_H
@@ -147,8 +148,8 @@ typedef struct pvabi_stream pvabi_stream;
  * permissions "n<own domid> r<client>".  The stream is usable at once:
  * written bytes wait in the ring until the client reads them;
  * pvabi_stream_state() says PVABI_STREAM_WAITING until it connects (wait
- * for it with pvabi_stream_wait()).  One client per stream; the nodes are
- * removed at close.
+ * for it with pvabi_stream_wait()).  One client per stream.  At close the two nodes
+ * are removed, then <path> itself if nothing else is left in it.
  *
  * Returns 0; -EINVAL (NULL @ctx or @out, a size 0 or too large, @path too
  * long or empty); -ENOMEM; the errors of pvabi_grant_share() (-ENOSPC,
@@ -169,18 +170,21 @@ int pvabi_stream_server_open(pvabi_ctx *ctx, pvabi_domid client, const char *pat
  * @out: receives the stream; untouched on failure.
  *
  * Reads ring-ref and event-channel (decimal, checked), binds the port, maps
- * the interface page with unmap-notify (cli_live, and the port), checks the
- * orders (10..PVABI_STREAM_ORDER_MAX, not both in the same half page) and
- * that the grant list fits in the page before the in-page rings, copies the
- * refs once, maps the ring pages (the one we write read-write, the one we
- * read read-only, as libxenvchan), sets cli_live and notifies the server.
+ * the interface page, checks the orders (10..PVABI_STREAM_ORDER_MAX, not
+ * both in the same half page) and that the grant list fits in the page
+ * before the in-page rings, copies the refs once, maps the ring pages (the
+ * one we write read-write, the one we read read-only, as libxenvchan),
+ * checks srv_live, and only then sets the page's unmap-notify (cli_live,
+ * and the port), sets cli_live and notifies the server.  An open that fails
+ * leaves cli_live "waiting": the server may still get a client.
  *
  * Returns 0; -EINVAL (NULL @ctx or @out, @timeout_ms < 0, @path too long);
  * -ETIMEDOUT (the nodes did not appear in time; while waiting, a node we
  * may not read counts as not there yet: a missing node under the server's
  * unreadable directory reads as -EACCES); -EPROTO (the server published
  * something impossible: a bad number in a node, bad orders, a grant list
- * too long, a server live byte other than 0 and 1); -ECONNRESET (the
+ * too long, a server live byte other than 0 and 1); -EINTR (a signal came
+ * while waiting for the nodes; nothing is left behind); -ECONNRESET (the
  * server's live byte is 0: it closed or died before we connected);
  * -ENOTSUP (a ring larger than PVABI_STREAM_ORDER_MAX); the errors of the
  * store reads, pvabi_evtchn_bind() and pvabi_grant_map() (-EPERM,
@@ -192,12 +196,20 @@ int pvabi_stream_client_open(pvabi_ctx *ctx, pvabi_domid server, const char *pat
 
 /**
  * pvabi_stream_close() - clear our live byte, notify the peer, unmap (client)
- * or revoke (server) the pages, remove the store nodes (server), unbind the
- * port and free @s (NULL is allowed).  Bytes not yet read by the peer stay
- * readable by it while it still maps the pages.  A share the client still
- * maps cannot be revoked yet: it stays granted (never reused under the
- * client) until the client unmaps or the context closes.  Never fails;
- * problems are logged.  Blocks for a few round trips.
+ * or revoke (server) the pages, remove the store nodes (server: ring-ref,
+ * event-channel, then <path> if it is empty), unbind the port and free @s
+ * (NULL is allowed).  Bytes not yet read by the peer stay readable by it
+ * while it still maps the pages.
+ *
+ * A server that closes first: the shares its client still maps cannot be
+ * revoked yet (they are never reused under the client).  They are kept
+ * per context, with the page's unmap-notify port cleared (ours is unbound
+ * here), and revoked by the first later pvabi_stream_server_open(),
+ * pvabi_stream_client_open() or pvabi_stream_close() on the same context
+ * that finds the client has unmapped; pvabi_close() frees what is left.
+ * So across open/close rounds at most the last round's shares wait.
+ * Never fails; problems are logged.  Blocks for a few round trips (more
+ * when earlier shares are retried).
  */
 void pvabi_stream_close(pvabi_stream *s);
 
@@ -226,7 +238,8 @@ ssize_t pvabi_stream_read(pvabi_stream *s, void *buf, size_t len);
  * pvabi_stream_write_all() - write all @len bytes, sleeping while the ring
  * is full, for at most @timeout_ms in all (>= 0).
  * Returns @len; or fewer bytes when the time ran out or the peer went after
- * some were written; -ETIMEDOUT (the time ran out before any byte went);
+ * some were written (the deadline is checked after every step, so a peer
+ * that keeps taking a few bytes at a time cannot keep it past it); -ETIMEDOUT (the time ran out before any byte went);
  * -EPIPE (the peer closed or died before any byte went); -EPROTO (broken
  * before any byte went; a later call reports it); -EINTR (a signal, before
  * any byte went); -EINVAL (NULL @s, NULL @buf with @len > 0, @timeout_ms <
@@ -265,8 +278,11 @@ ssize_t pvabi_stream_read_all(pvabi_stream *s, void *buf, size_t len, int timeou
  * connected from its open on, so _CONN is ready at once for it.
  * Before sleeping it asks the peer for the events it needs (the notify
  * bits) and looks once more, so a change the peer makes meanwhile is never
- * missed.  Blocking: up to @timeout_ms.  See "Events" above: it collects
- * the context's events and unmasks this stream's port.
+ * missed.  While no client has connected (a server's WAITING), it looks
+ * at cli_live again at least every 100 ms: older libxenvchan clients set
+ * it without an event, so _CONN comes within 100 ms of their connect.
+ * Blocking: up to @timeout_ms.  See "Events" above: it collects the
+ * context's events and unmasks this stream's port.
  */
 int pvabi_stream_wait(pvabi_stream *s, unsigned events, int timeout_ms);
 

@@ -87,6 +87,7 @@ static ssize_t try_read(pvabi_stream *s, void *buf, size_t len)
 
 PVABI_EXPORT ssize_t pvabi_stream_read(pvabi_stream *s, void *buf, size_t len)
 {
+    STREAM_KEEP_ERRNO;
     ssize_t n;
     int st;
 
@@ -124,6 +125,7 @@ static ssize_t try_write(pvabi_stream *s, const void *buf, size_t len)
 
 PVABI_EXPORT ssize_t pvabi_stream_write(pvabi_stream *s, const void *buf, size_t len)
 {
+    STREAM_KEEP_ERRNO;
     ssize_t n;
     int st;
 
@@ -146,20 +148,28 @@ PVABI_EXPORT ssize_t pvabi_stream_write(pvabi_stream *s, const void *buf, size_t
 
 PVABI_EXPORT ssize_t pvabi_stream_ready(pvabi_stream *s)
 {
+    STREAM_KEEP_ERRNO;
     ssize_t n;
 
     if (!s)
         return -EINVAL;
+    /* Sticky: a stream broken by a live byte leaves the rings as they are. */
+    if (stream_broken(s))
+        return -EPROTO;
     n = pvabi_flexring_used(s->rd);
     return n < 0 && stream_broken(s) ? -EPROTO : n;
 }
 
 PVABI_EXPORT ssize_t pvabi_stream_space(pvabi_stream *s)
 {
+    STREAM_KEEP_ERRNO;
     ssize_t n;
 
     if (!s)
         return -EINVAL;
+    /* Sticky: a stream broken by a live byte leaves the rings as they are. */
+    if (stream_broken(s))
+        return -EPROTO;
     n = pvabi_flexring_space(s->wr);
     return n < 0 && stream_broken(s) ? -EPROTO : n;
 }
@@ -175,6 +185,7 @@ static void check_port(pvabi_stream *s)
 
 PVABI_EXPORT int pvabi_stream_state(pvabi_stream *s)
 {
+    STREAM_KEEP_ERRNO;
     int st;
 
     if (!s)
@@ -228,8 +239,18 @@ static int sleep_events(pvabi_stream *s, int left)
     return n < 0 ? n : 0;
 }
 
+/* How long to sleep of the @left ms: while no client has connected, at
+ * most a slice, since a client may set cli_live without an event. */
+static int sleep_slice(const pvabi_stream *s, int left)
+{
+    if (s->state == PVABI_STREAM_WAITING && left > STREAM_WAITING_SLICE_MS)
+        return STREAM_WAITING_SLICE_MS;
+    return left;
+}
+
 PVABI_EXPORT int pvabi_stream_wait(pvabi_stream *s, unsigned events, int timeout_ms)
 {
+    STREAM_KEEP_ERRNO;
     const unsigned known = PVABI_STREAM_IN | PVABI_STREAM_OUT | PVABI_STREAM_CONN;
     int64_t deadline;
     int rc;
@@ -255,7 +276,7 @@ PVABI_EXPORT int pvabi_stream_wait(pvabi_stream *s, unsigned events, int timeout
             check_port(s);
             return s->state == PVABI_STREAM_CLOSED ? ready_mask(s, events) : 0;
         }
-        rc = sleep_events(s, pvabi__ms_left(deadline));
+        rc = sleep_events(s, sleep_slice(s, pvabi__ms_left(deadline)));
         if (rc < 0)
             return rc;
     }
@@ -270,6 +291,7 @@ static ssize_t all_result(size_t done, ssize_t err)
 PVABI_EXPORT ssize_t pvabi_stream_write_all(pvabi_stream *s, const void *buf, size_t len,
                                             int timeout_ms)
 {
+    STREAM_KEEP_ERRNO;
     const unsigned char *p = buf;
     int64_t deadline;
     size_t done = 0;
@@ -282,6 +304,10 @@ PVABI_EXPORT ssize_t pvabi_stream_write_all(pvabi_stream *s, const void *buf, si
         n = pvabi_stream_write(s, p + done, len - done);
         if (n > 0) {
             done += (size_t)n;
+            /* A peer that keeps up in small steps must not keep us past
+             * the deadline: look at it after every step. */
+            if (done < len && pvabi__ms_left(deadline) == 0)
+                return (ssize_t)done;
             continue;
         }
         if (n != -EAGAIN)
@@ -295,6 +321,7 @@ PVABI_EXPORT ssize_t pvabi_stream_write_all(pvabi_stream *s, const void *buf, si
 
 PVABI_EXPORT ssize_t pvabi_stream_read_all(pvabi_stream *s, void *buf, size_t len, int timeout_ms)
 {
+    STREAM_KEEP_ERRNO;
     unsigned char *p = buf;
     int64_t deadline;
     size_t done = 0;
@@ -307,6 +334,10 @@ PVABI_EXPORT ssize_t pvabi_stream_read_all(pvabi_stream *s, void *buf, size_t le
         n = pvabi_stream_read(s, p + done, len - done);
         if (n > 0) {
             done += (size_t)n;
+            /* A peer that keeps up in small steps must not keep us past
+             * the deadline: look at it after every step. */
+            if (done < len && pvabi__ms_left(deadline) == 0)
+                return (ssize_t)done;
             continue;
         }
         if (n != -EAGAIN)

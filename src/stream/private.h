@@ -11,6 +11,7 @@
 #ifndef PVABI_STREAM_PRIVATE_H
 #define PVABI_STREAM_PRIVATE_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,6 +51,16 @@ static inline void stream_fetch_set_u8(uint8_t *p, uint8_t bits)
     atomic_fetch_or_explicit(STREAM_U8(p), bits, memory_order_seq_cst);
 }
 
+/* pvabi leaves errno alone (as src/xenbus/store.c): every public stream
+ * call restores it on the way out, whatever calloc, the platform's system
+ * calls or a log sink did to it. */
+static inline void stream_keep_errno(const int *saved)
+{
+    errno = *saved;
+}
+#define STREAM_KEEP_ERRNO                                                                          \
+    int stream_saved_errno_ __attribute__((cleanup(stream_keep_errno), unused)) = errno
+
 /* Longest store directory, so that "<path>/event-channel" fits the store's
  * path limit with room to spare. */
 #define STREAM_PATH_MAX 200
@@ -69,6 +80,7 @@ struct pvabi_stream {
     int state;            /* PVABI_STREAM_*: CLOSED is sticky */
     bool broken;          /* the peer broke the protocol: sticky */
     bool has_port;        /* s->port is ours to unbind */
+    bool live;            /* our live byte says OPEN: clear it at close */
     bool published;       /* server: the nodes are written (remove them at close) */
     char path[STREAM_PATH_MAX + 1];
 };
@@ -102,5 +114,16 @@ void pvabi__stream_bind_bytes(pvabi_stream *s);
 
 /* The peer's state from its live byte (PVABI_STREAM_*), or -EPROTO. */
 int pvabi__stream_peer_state(pvabi_stream *s);
+
+/* How long a server stream that no client has connected to yet sleeps at
+ * most before it looks at cli_live again: older libxenvchan clients set
+ * cli_live without sending an event, so no event may ever come. */
+#define STREAM_WAITING_SLICE_MS 100
+
+/* Revokes the shares that closed server streams of @ctx left because their
+ * client still mapped them (see setup.c, "deferred revokes"). */
+void pvabi__stream_retry_revokes(pvabi_ctx *ctx);
+
+/* pvabi__stream_release(), in pvabi-internal.h, forgets them at pvabi_close(). */
 
 #endif

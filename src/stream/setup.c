@@ -11,6 +11,7 @@
 #include "stream/private.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 
 pvabi_stream *pvabi__stream_new(pvabi_ctx *ctx, bool server, pvabi_domid peer)
 {
+    STREAM_KEEP_ERRNO;
     pvabi_stream *s = calloc(1, sizeof(*s));
 
     if (!s)
@@ -183,6 +185,7 @@ static int server_share(pvabi_stream *s, unsigned lo, unsigned ro)
     i->right_order = (uint16_t)ro;
     i->cli_live = PVABI_STREAM_LIVE_WAITING;
     i->srv_live = PVABI_STREAM_LIVE_OPEN;
+    s->live = true;
     /* We want to hear of the client's writes from the start. */
     i->cli_notify = PVABI_STREAM_NOTIFY_WRITE;
     pvabi__stream_bind_bytes(s);
@@ -225,12 +228,14 @@ static int server_publish(pvabi_stream *s)
 PVABI_EXPORT int pvabi_stream_server_open(pvabi_ctx *ctx, pvabi_domid client, const char *path,
                                           size_t read_size, size_t write_size, pvabi_stream **out)
 {
+    STREAM_KEEP_ERRNO;
     pvabi_stream *s;
     unsigned lo, ro;
     int rc;
 
     if (!ctx || !out)
         return -EINVAL;
+    pvabi__stream_retry_revokes(ctx);
     if (read_size == 0 || write_size == 0 || read_size > PVABI_STREAM_SIZE_MAX ||
         write_size > PVABI_STREAM_SIZE_MAX) {
         pvabi__err(ctx, "stream: ring sizes %zu and %zu: each must be 1..%u", read_size, write_size,
@@ -389,10 +394,9 @@ static int client_map(pvabi_stream *s, pvabi_gref ref)
         return rc;
     }
     i = s->intf = pvabi_map_addr(s->m_intf);
-    /* Our death must look like a close to the server. */
-    rc = pvabi_map_notify(s->m_intf, 0, offsetof(struct pvabi_stream_intf, cli_live), s->port);
-    if (rc < 0)
-        return rc;
+    /* No unmap-notify yet: if a check or a map below fails, our unmap must
+     * leave cli_live "waiting", or the server would take us for a client
+     * that connected and left (CLOSED for good).  client_connect() sets it. */
     /* Each order read once; the checks and the mapping use the copies. */
     lo = *(volatile uint16_t *)&i->left_order;
     ro = *(volatile uint16_t *)&i->right_order;
@@ -413,17 +417,27 @@ static int client_map(pvabi_stream *s, pvabi_gref ref)
 static int client_connect(pvabi_stream *s)
 {
     uint8_t srv = stream_load_acquire_u8(s->peer_live);
+    int rc;
 
     if (srv != PVABI_STREAM_LIVE_OPEN) {
         pvabi__err(s->ctx, "stream %s: the server %s", s->path,
                    srv == 0 ? "has closed" : "wrote an impossible live byte");
         return srv == 0 ? -ECONNRESET : -EPROTO;
     }
+    /* From here on our death must look like a close to the server: the
+     * unmap-notify is set only now, just before we connect (see client_map). */
+    rc = pvabi_map_notify(s->m_intf, 0, offsetof(struct pvabi_stream_intf, cli_live), s->port);
+    if (rc < 0) {
+        pvabi__err(s->ctx, "stream %s: setting the unmap-notify on the interface page: %s", s->path,
+                   strerror(-rc));
+        return rc;
+    }
     /* We want to hear of the server's writes. */
     stream_fetch_set_u8(s->peer_notify, PVABI_STREAM_NOTIFY_WRITE);
     /* Release: our setup (and the request above) before cli_live = 1; pairs
      * with the server's acquire load of cli_live. */
     stream_store_release_u8(s->own_live, PVABI_STREAM_LIVE_OPEN);
+    s->live = true;
     pvabi_evtchn_notify(s->ctx, s->port);
     return 0;
 }
@@ -431,12 +445,14 @@ static int client_connect(pvabi_stream *s)
 PVABI_EXPORT int pvabi_stream_client_open(pvabi_ctx *ctx, pvabi_domid server, const char *path,
                                           int timeout_ms, pvabi_stream **out)
 {
+    STREAM_KEEP_ERRNO;
     pvabi_stream *s;
     uint32_t ref = 0, port = 0;
     int rc;
 
     if (!ctx || !out || timeout_ms < 0)
         return -EINVAL;
+    pvabi__stream_retry_revokes(ctx);
     s = pvabi__stream_new(ctx, false, server);
     if (!s)
         return -ENOMEM;
@@ -462,31 +478,172 @@ PVABI_EXPORT int pvabi_stream_client_open(pvabi_ctx *ctx, pvabi_domid server, co
     return 0;
 }
 
+/* ---- deferred revokes --------------------------------------------------- */
+
+/*
+ * A server that closes while its client still maps the pages cannot revoke
+ * them yet (pvabi_grant_revoke() says -EBUSY; the pages must not be reused
+ * under the client).  Such shares are kept here, per context, and revoked
+ * as soon as the client has unmapped: every later pvabi_stream_server_open(),
+ * pvabi_stream_client_open() and pvabi_stream_close() on the same context
+ * retries them first, so across open/close rounds at most the last round's
+ * shares wait.  pvabi_close() frees what is left (through the grant layer;
+ * pvabi__stream_release() forgets the records first).  On Xen revoke never
+ * says -EBUSY (the kernel defers the free), so nothing waits here.
+ *
+ * The list is process-wide (the context has no slot for it), guarded by a
+ * mutex; the count lets the common case (nothing deferred) skip the lock.
+ */
+struct deferred {
+    struct deferred *next;
+    pvabi_ctx *ctx;
+    pvabi_grant *g[3]; /* left ring, right ring, interface page (last) */
+};
+
+static pthread_mutex_t deferred_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct deferred *deferred_list;
+static atomic_uint deferred_count;
+
+/* Takes @ctx's records off the list (with the lock). */
+static struct deferred *deferred_take(pvabi_ctx *ctx)
+{
+    struct deferred *mine = NULL, **pp = &deferred_list;
+
+    while (*pp) {
+        struct deferred *d = *pp;
+        if (d->ctx == ctx) {
+            *pp = d->next;
+            d->next = mine;
+            mine = d;
+            atomic_fetch_sub(&deferred_count, 1);
+        } else {
+            pp = &d->next;
+        }
+    }
+    return mine;
+}
+
+static void deferred_put(struct deferred *d)
+{
+    pthread_mutex_lock(&deferred_lock);
+    d->next = deferred_list;
+    deferred_list = d;
+    atomic_fetch_add(&deferred_count, 1);
+    pthread_mutex_unlock(&deferred_lock);
+}
+
+/* Revokes what it can of @g[], in order; whether all are gone. */
+static bool revoke_all(pvabi_grant **g)
+{
+    for (unsigned k = 0; k < 3; k++) {
+        int rc = g[k] ? pvabi_grant_revoke(g[k]) : 0;
+        if (rc == -EBUSY)
+            return false;
+        /* 0 or -ENOTCONN: either way @g[k] is freed. */
+        g[k] = NULL;
+    }
+    return true;
+}
+
+void pvabi__stream_retry_revokes(pvabi_ctx *ctx)
+{
+    struct deferred *mine;
+
+    /* Relaxed is enough: the count only skips the lock; a record another
+     * thread is adding right now is merely retried at a later call (the
+     * list itself is read under the lock). */
+    if (atomic_load_explicit(&deferred_count, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&deferred_lock);
+    mine = deferred_take(ctx);
+    pthread_mutex_unlock(&deferred_lock);
+    /* The revokes (round trips) run without the lock. */
+    while (mine) {
+        struct deferred *d = mine;
+        mine = d->next;
+        if (revoke_all(d->g))
+            free(d);
+        else
+            deferred_put(d);
+    }
+}
+
+void pvabi__stream_release(pvabi_ctx *ctx)
+{
+    struct deferred *mine;
+
+    pthread_mutex_lock(&deferred_lock);
+    mine = deferred_take(ctx);
+    pthread_mutex_unlock(&deferred_lock);
+    while (mine) {
+        struct deferred *d = mine;
+        mine = d->next;
+        free(d);
+    }
+}
+
 /* ---- close --------------------------------------------------------------- */
 
-/* Ends a share; one the client still maps stays with the context. */
-static void revoke(pvabi_stream *s, pvabi_grant *g)
+/* Removes <path>/ring-ref and <path>/event-channel, then <path> itself if
+ * nothing else is left in it (other programs' nodes there stay). */
+static int unpublish_txn(pvabi_ctx *ctx, pvabi_store_txn txn, void *opaque)
 {
-    int rc = g ? pvabi_grant_revoke(g) : 0;
+    const pvabi_stream *s = opaque;
+    static const char *const names[] = { "ring-ref", "event-channel" };
+    char node[STREAM_PATH_MAX + 32], **left = NULL;
+    int rc = 0;
 
-    if (rc == -EBUSY)
-        pvabi__debug(s->ctx,
-                     "stream %s: the client still maps our pages: they stay granted "
-                     "until it unmaps or the context closes",
-                     s->path);
+    for (unsigned k = 0; k < 2 && rc == 0; k++) {
+        snprintf(node, sizeof(node), "%s/%s", s->path, names[k]);
+        rc = pvabi_store_rm(ctx, txn, node);
+    }
+    if (rc == 0)
+        rc = pvabi_store_list(ctx, txn, s->path, &left);
+    free(left);
+    if (rc == 0)
+        rc = pvabi_store_rm(ctx, txn, s->path);
+    return rc > 0 || rc == -ENOENT ? 0 : rc;
+}
+
+/* Ends the shares; those the client still maps wait in the deferred list
+ * with their unmap-notify port cleared, since ours is unbound next and the
+ * number may be reused (the byte stays: it is srv_live, already 0). */
+static void server_revoke(pvabi_stream *s)
+{
+    struct deferred *d;
+    pvabi_grant *g[3] = { s->g_left, s->g_right, s->g_intf };
+    int rc;
+
+    if (revoke_all(g))
+        return;
+    if (g[2]) {
+        rc = pvabi_grant_notify(g[2], 0, offsetof(struct pvabi_stream_intf, srv_live), 0);
+        if (rc < 0 && rc != -ENOTSUP)
+            pvabi__warn(s->ctx, "stream %s: clearing the page's unmap-notify port: %s", s->path,
+                        strerror(-rc));
+    }
+    d = calloc(1, sizeof(*d));
+    if (!d) {
+        pvabi__warn(s->ctx,
+                    "stream %s: out of memory: the shares the client still maps stay "
+                    "with the context until pvabi_close()",
+                    s->path);
+        return;
+    }
+    pvabi__debug(s->ctx, "stream %s: the client still maps our pages: revoked later", s->path);
+    d->ctx = s->ctx;
+    memcpy(d->g, g, sizeof(g));
+    deferred_put(d);
 }
 
 static void server_teardown(pvabi_stream *s)
 {
     if (s->published) {
-        int rc = pvabi_store_rm(s->ctx, PVABI_STORE_TXN_NONE, s->path);
-        if (rc < 0 && rc != -ENOENT)
+        int rc = pvabi_store_txn_run(s->ctx, unpublish_txn, s, 16);
+        if (rc < 0)
             pvabi__warn(s->ctx, "stream %s: removing the nodes: %s", s->path, strerror(-rc));
     }
-    revoke(s, s->g_left);
-    revoke(s, s->g_right);
-    /* The page last: revoking it runs its unmap-notify (byte and event). */
-    revoke(s, s->g_intf);
+    server_revoke(s);
 }
 
 static void client_teardown(pvabi_stream *s)
@@ -499,9 +656,15 @@ static void client_teardown(pvabi_stream *s)
 
 PVABI_EXPORT void pvabi_stream_close(pvabi_stream *s)
 {
+    STREAM_KEEP_ERRNO;
+
     if (!s)
         return;
-    if (s->own_live) {
+    /* Earlier streams' shares first, so ours are not retried at once. */
+    pvabi__stream_retry_revokes(s->ctx);
+    /* A client that never connected leaves cli_live "waiting": the server
+     * may still get a client. */
+    if (s->live) {
         /* Release: every byte we published (prod) is visible to a peer that
          * sees our live byte cleared (its acquire in peer_state). */
         stream_store_release_u8(s->own_live, PVABI_STREAM_LIVE_CLOSED);

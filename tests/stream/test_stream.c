@@ -18,6 +18,8 @@
 #include "sides.h"
 
 #define WAIT_MS IT_TIMEOUT_MS
+/* The default store directory (pvabi/stream.h). */
+#define STREAM_DIR_FMT "/local/domain/%u/data/pvabi-stream/%u"
 
 struct xfer {
     size_t read_size, write_size; /* the server's */
@@ -396,6 +398,13 @@ static void test_stream_server_killed_client_sees_closed(void **state)
     const struct ending en = { 1, 1 };
 
     (void)state;
+    if (it_is_xen()) {
+        /* On Xen a share's unmap-notify can be set only when sharing, which
+         * the grant layer does not do yet: a killed server is seen through
+         * the port's state only (docs/stream.md), not woken at once. */
+        fprintf(stderr, "skipped on xen: no unmap-notify on a server's share there\n");
+        skip();
+    }
     run_ending(&en);
 }
 
@@ -554,6 +563,10 @@ static int hostile_server(struct side_env *e)
         CHK(side_send(e->peer, 2) == 0);
     }
     CHK(side_expect(e->peer, 3) == 0);
+    /* A client whose open failed never connected: its unmap must leave
+     * cli_live "waiting", not "closed" (which a server takes as final). */
+    if (h->open_rc != 0)
+        CHK(__atomic_load_n(&r.intf->cli_live, __ATOMIC_ACQUIRE) == PVABI_STREAM_LIVE_WAITING);
     /* The client has unmapped (or never mapped): the revokes go through. */
     CHK(pvabi_grant_revoke(r.ring) == 0);
     CHK(pvabi_grant_revoke(r.page) == 0);
@@ -570,6 +583,8 @@ static int all_broken(pvabi_stream *s)
     CHK(pvabi_stream_wait(s, PVABI_STREAM_IN | PVABI_STREAM_OUT, WAIT_MS) == -EPROTO);
     CHK(pvabi_stream_read_all(s, buf, sizeof(buf), WAIT_MS) == -EPROTO);
     CHK(pvabi_stream_state(s) == -EPROTO);
+    CHK(pvabi_stream_ready(s) == -EPROTO);
+    CHK(pvabi_stream_space(s) == -EPROTO);
     return 0;
 }
 
@@ -624,7 +639,8 @@ static void test_stream_hostile_nodes_and_refs(void **state)
     (void)state;
     run_hostile(BAD_REF_NODE, -EPROTO);
     run_hostile(ZERO_REF_NODE, -EPROTO);
-    run_hostile(BAD_GRANT_REF, -ENOENT);
+    /* Xen reports a ref that is no grant as GNTST_general_error: -EIO. */
+    run_hostile(BAD_GRANT_REF, it_is_xen() ? -EIO : -ENOENT);
 }
 
 static void test_stream_hostile_live_byte(void **state)
@@ -694,6 +710,241 @@ static void test_stream_hostile_client_prod_ahead(void **state)
     run_pair(victim_server, liar_client, NULL);
 }
 
+/* ---- a server that closes first, five times ------------------------------- */
+
+/* The grants this domain still has, or -1 where the platform cannot list
+ * them (Xen). */
+static int grants_left(struct side_env *e)
+{
+    struct pvabi_grant_entry ent[256];
+    int n = pvabi_grant_list(e->ctx, e->self, 0, ent, 256);
+
+    return n == -EOPNOTSUPP ? -1 : n;
+}
+
+static int first_closer_server(struct side_env *e)
+{
+    /* 64 KiB each way: the page and 16 + 16 ring pages. */
+    const int per_stream = 33;
+
+    for (int round = 0; round < 5; round++) {
+        pvabi_stream *s;
+        int n;
+        CHK(pvabi_stream_server_open(e->ctx, e->other, NULL, 65536, 65536, &s) == 0);
+        CHK(side_send(e->peer, 1) == 0);
+        CHK(pvabi_stream_wait(s, PVABI_STREAM_CONN, WAIT_MS) & PVABI_STREAM_CONN);
+        pvabi_stream_close(s); /* the client still maps everything */
+        CHK(side_send(e->peer, 2) == 0);
+        CHK(side_expect(e->peer, 3) == 0); /* it closed: unmapped */
+        n = grants_left(e);
+        /* Earlier rounds' shares were revoked by this round's calls. */
+        CHK(n <= per_stream);
+    }
+    /* A later stream call on the context revokes the last round's too. */
+    {
+        pvabi_stream *s;
+        CHK(pvabi_stream_server_open(e->ctx, e->other, NULL, 1024, 2048, &s) == 0);
+        pvabi_stream_close(s);
+        CHK(grants_left(e) <= 0);
+    }
+    return 0;
+}
+
+static int first_closer_client(struct side_env *e)
+{
+    for (int round = 0; round < 5; round++) {
+        pvabi_stream *s;
+        char c;
+        CHK(side_expect(e->peer, 1) == 0);
+        CHK(pvabi_stream_client_open(e->ctx, e->other, NULL, WAIT_MS, &s) == 0);
+        CHK(side_expect(e->peer, 2) == 0);
+        CHK(pvabi_stream_read(s, &c, 1) == 0); /* the end of the stream */
+        pvabi_stream_close(s);
+        CHK(side_send(e->peer, 3) == 0);
+    }
+    return 0;
+}
+
+static void test_stream_server_closes_first_grants_bounded(void **state)
+{
+    (void)state;
+    run_pair(first_closer_server, first_closer_client, NULL);
+}
+
+/* ---- a client that sets cli_live without an event ------------------------- */
+
+static int conn_server(struct side_env *e)
+{
+    pvabi_stream *s;
+    uint64_t t0;
+
+    CHK(pvabi_stream_server_open(e->ctx, e->other, NULL, 1024, 2048, &s) == 0);
+    CHK(side_send(e->peer, 1) == 0);
+    t0 = side_now_ms();
+    /* Asleep in here when the client connects, most likely: it maps first. */
+    CHK(pvabi_stream_wait(s, PVABI_STREAM_CONN, WAIT_MS) == (int)PVABI_STREAM_CONN);
+    /* Seen within a slice, not at the timeout. */
+    CHK(side_now_ms() - t0 < WAIT_MS / 2);
+    CHK(side_send(e->peer, 2) == 0);
+    CHK(side_expect(e->peer, 3) == 0);
+    pvabi_stream_close(s);
+    return 0;
+}
+
+/* As an older libxenvchan client: maps, sets cli_live = 1, never notifies. */
+static int silent_client(struct side_env *e)
+{
+    char node[128];
+    uint32_t ref;
+    pvabi_map *m;
+
+    CHK(side_expect(e->peer, 1) == 0);
+    snprintf(node, sizeof(node), "/local/domain/%u/data/pvabi-stream/%u/ring-ref", e->other,
+             e->self);
+    CHK(pvabi_store_read_u32(e->ctx, PVABI_STORE_TXN_NONE, node, &ref) == 0);
+    CHK(pvabi_grant_map(e->ctx, e->other, &ref, 1, 0, NULL, &m) == 0);
+    __atomic_store_n(&((struct pvabi_stream_intf *)pvabi_map_addr(m))->cli_live, 1,
+                     __ATOMIC_RELEASE);
+    CHK(side_expect(e->peer, 2) == 0);
+    CHK(pvabi_grant_unmap(m) == 0);
+    CHK(side_send(e->peer, 3) == 0);
+    return 0;
+}
+
+static void test_stream_conn_without_event(void **state)
+{
+    (void)state;
+    run_pair(conn_server, silent_client, NULL);
+}
+
+/* ---- *_all() against a peer that keeps up in small steps ---------------- */
+
+/* 16 bytes per step: 4 Mi steps take far longer than the timeout even when
+ * neither side sleeps (then every wait() finds room at once, and only the
+ * deadline check after each step ends the call). */
+#define TRICKLE_TOTAL (64u << 20)
+#define TRICKLE_MS    50
+
+/* arg: 1 = the server calls write_all (the client trickles reads), 0 = the
+ * client trickles writes and the server calls read_all. */
+static int trickle_server(struct side_env *e)
+{
+    const int *writes = e->arg;
+    unsigned char *buf = calloc(1, TRICKLE_TOTAL);
+    pvabi_stream *s;
+    uint64_t t0;
+    ssize_t n;
+
+    CHK(buf != NULL);
+    CHK(pvabi_stream_server_open(e->ctx, e->other, NULL, 1024, 2048, &s) == 0);
+    CHK(side_send(e->peer, 1) == 0);
+    CHK(pvabi_stream_wait(s, PVABI_STREAM_CONN, WAIT_MS) & PVABI_STREAM_CONN);
+    t0 = side_now_ms();
+    if (*writes)
+        n = pvabi_stream_write_all(s, buf, TRICKLE_TOTAL, TRICKLE_MS);
+    else
+        n = pvabi_stream_read_all(s, buf, TRICKLE_TOTAL, TRICKLE_MS);
+    /* Ended by the deadline, with some bytes moved, not all. */
+    CHK(side_now_ms() - t0 < WAIT_MS / 4);
+    CHK(n > 0 && (size_t)n < TRICKLE_TOTAL);
+    pvabi_stream_close(s);
+    free(buf);
+    return 0;
+}
+
+static int trickle_client(struct side_env *e)
+{
+    const int *writes = e->arg;
+    unsigned char buf[16] = { 1 };
+    pvabi_stream *s;
+    ssize_t n;
+
+    CHK(side_expect(e->peer, 1) == 0);
+    CHK(pvabi_stream_client_open(e->ctx, e->other, NULL, WAIT_MS, &s) == 0);
+    /* 16 bytes at a time until the server closes. */
+    for (;;) {
+        n = *writes ? pvabi_stream_read(s, buf, sizeof(buf))
+                    : pvabi_stream_write(s, buf, sizeof(buf));
+        if (n == -EAGAIN)
+            n = pvabi_stream_wait(s, *writes ? PVABI_STREAM_IN : PVABI_STREAM_OUT, WAIT_MS);
+        if (n == 0 || n == -EPIPE)
+            break;
+        CHK(n > 0);
+    }
+    pvabi_stream_close(s);
+    return 0;
+}
+
+static void test_stream_all_calls_keep_their_deadline(void **state)
+{
+    static const int writes = 1, reads = 0;
+
+    (void)state;
+    run_pair(trickle_server, trickle_client, &writes);
+    run_pair(trickle_server, trickle_client, &reads);
+}
+
+/* ---- close removes only its nodes; errno is left alone ------------------- */
+
+static int nodes_server(struct side_env *e)
+{
+    pvabi_stream *s;
+    char *v = NULL, **names = NULL;
+    char dflt[128];
+
+    /* A directory shared with another node: only ours go. */
+    CHK(pvabi_store_write(e->ctx, PVABI_STORE_TXN_NONE, "data/shared/keep", "1") == 0);
+    errno = 4242;
+    CHK(pvabi_stream_server_open(e->ctx, e->other, "data/shared", 1024, 2048, &s) == 0);
+    CHK(errno == 4242);
+    CHK(pvabi_store_list(e->ctx, PVABI_STORE_TXN_NONE, "data/shared", &names) == 3);
+    free(names);
+    CHK(side_send(e->peer, 1) == 0);
+    CHK(pvabi_stream_wait(s, PVABI_STREAM_CONN, WAIT_MS) & PVABI_STREAM_CONN);
+    CHK(pvabi_stream_write(s, "x", 1) == 1);
+    CHK(errno == 4242);
+    CHK(side_expect(e->peer, 2) == 0);
+    pvabi_stream_close(s);
+    CHK(errno == 4242);
+    CHK(pvabi_store_read(e->ctx, PVABI_STORE_TXN_NONE, "data/shared/keep", &v) >= 0);
+    free(v);
+    CHK(pvabi_store_list(e->ctx, PVABI_STORE_TXN_NONE, "data/shared", &names) == 1);
+    free(names);
+    /* The default directory, empty once ours are gone, goes too. */
+    CHK(pvabi_stream_server_open(e->ctx, e->other, NULL, 1024, 2048, &s) == 0);
+    pvabi_stream_close(s);
+    snprintf(dflt, sizeof(dflt), STREAM_DIR_FMT, e->self, e->other);
+    CHK(pvabi_store_list(e->ctx, PVABI_STORE_TXN_NONE, dflt, &names) == -ENOENT);
+    CHK(side_send(e->peer, 3) == 0);
+    return 0;
+}
+
+static int nodes_client(struct side_env *e)
+{
+    pvabi_stream *s;
+    char path[128], c;
+
+    CHK(side_expect(e->peer, 1) == 0);
+    snprintf(path, sizeof(path), "/local/domain/%u/data/shared", e->other);
+    errno = 4242;
+    CHK(pvabi_stream_client_open(e->ctx, e->other, path, WAIT_MS, &s) == 0);
+    CHK(errno == 4242);
+    CHK(pvabi_stream_read_all(s, &c, 1, WAIT_MS) == 1 && c == 'x');
+    CHK(pvabi_stream_wait(s, PVABI_STREAM_OUT, 0) == (int)PVABI_STREAM_OUT);
+    CHK(errno == 4242);
+    pvabi_stream_close(s);
+    CHK(errno == 4242);
+    CHK(side_send(e->peer, 2) == 0);
+    CHK(side_expect(e->peer, 3) == 0);
+    return 0;
+}
+
+static void test_stream_close_leaves_other_nodes_and_errno(void **state)
+{
+    (void)state;
+    run_pair(nodes_server, nodes_client, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -712,6 +963,10 @@ int main(void)
         IT_TEST(test_stream_hostile_live_byte),
         IT_TEST(test_stream_hostile_indices),
         IT_TEST(test_stream_hostile_client_prod_ahead),
+        IT_TEST(test_stream_server_closes_first_grants_bounded),
+        IT_TEST(test_stream_conn_without_event),
+        IT_TEST(test_stream_all_calls_keep_their_deadline),
+        IT_TEST(test_stream_close_leaves_other_nodes_and_errno),
     };
 
     return it_run_tests("stream", tests);
