@@ -60,6 +60,7 @@ struct bb_dev {
     unsigned devid;
     char name[48]; /* "vbd 1/51712" */
     char path[128];
+    char *params; /* the image path we opened */
     pvabi_xenbus_back *xb;
     int fd, ro;
     uint64_t sectors;
@@ -114,6 +115,10 @@ void bb_dev_free(struct bb_dev *d);
 void bb_dev_kick(struct bb_dev *d);
 void bb_dev_break(struct bb_dev *d, const char *why);
 void bb_dev_offline(struct bb_dev *d);
+/* 1 if the directory was removed and re-created since the device was opened. */
+int bb_dev_recreated(struct bb_dev *d);
+/* Closes the handle (no handshake) and opens the device again from scratch. */
+void bb_dev_restart(struct bb_dev *d);
 
 /* io.c: serves one batch; 1 if requests were answered, 0 none waiting, -EPROTO broken. */
 int bb_io_batch(struct bb_dev *d);

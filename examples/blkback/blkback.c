@@ -100,6 +100,8 @@ static void rescan_dev(struct blkback *b, pvabi_domid fe, const char *name)
         bb_dev_open(d);
     } else if (d->open_failed) {
         bb_dev_open(d);
+    } else if (d->xb && bb_dev_recreated(d)) {
+        bb_dev_restart(d);
     }
     d->gone = 0;
     if (d->xb)
@@ -374,8 +376,10 @@ void blkback_log_stats(struct blkback *b)
         bb_log(b, PVABI_LOG_INFO,
                "%s: reads %" PRIu64 " writes %" PRIu64 " barriers %" PRIu64 " flushes %" PRIu64
                " discards %" PRIu64 " indirect %" PRIu64 " errors %" PRIu64 " eopnotsupp %" PRIu64
-               " bytes read %" PRIu64 " written %" PRIu64 " persistent maps %u",
+               " bytes read %" PRIu64 " written %" PRIu64
+               " persistent maps now %u peak %u made %" PRIu64,
                d->name, s->reads, s->writes, s->barriers, s->flushes, s->discards, s->indirect,
-               s->errors, s->eopnotsupp, s->bytes_read, s->bytes_written, d->pg_count);
+               s->errors, s->eopnotsupp, s->bytes_read, s->bytes_written, d->pg_count,
+               s->persistent_maps_peak, s->persistent_maps_made);
     }
 }

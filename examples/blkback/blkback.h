@@ -108,8 +108,13 @@ struct blkback_dev_stats {
     uint64_t errors;     /* ERROR responses */
     uint64_t eopnotsupp; /* EOPNOTSUPP responses */
     uint64_t bytes_read, bytes_written;
-    uint64_t batches;         /* wake-ups that found requests */
-    unsigned persistent_maps; /* pages currently mapped persistently */
+    uint64_t batches; /* wake-ups that found requests */
+    /* Persistent grants.  The mappings live while a frontend is connected
+     * and are all dropped at its Closing (or death), so after a finished
+     * run `persistent_maps` is 0 again: the other two tell what happened. */
+    unsigned persistent_maps;      /* pages mapped persistently right now */
+    unsigned persistent_maps_peak; /* most mapped at once since opened */
+    uint64_t persistent_maps_made; /* pages mapped persistently since opened (each new gref) */
 };
 
 /**

@@ -53,6 +53,7 @@ static void detach(struct bb_dev *d)
 void bb_dev_free(struct bb_dev *d)
 {
     detach(d);
+    free(d->params);
     /* No close handshake: a backend started later re-attaches. */
     pvabi_xenbus_back_close(d->xb);
     if (d->fd >= 0)
@@ -97,6 +98,10 @@ static int open_image(struct bb_dev *d)
     if (S_ISBLK(sb.st_mode) && ioctl(d->fd, BLKGETSIZE64, &bytes) < 0)
         bytes = 0;
     d->sectors = bytes / PVBLK_SECTOR_SIZE;
+    /* Kept to notice a toolstack pointing the device at another image. */
+    free(d->params);
+    d->params = params;
+    params = NULL;
 out:
     free(params);
     free(mode);
@@ -229,6 +234,46 @@ int bb_dev_open(struct bb_dev *d)
         bb_log(d->b, PVABI_LOG_ERR, "%s: cannot open: %s", d->name, strerror(-rc));
     }
     return rc;
+}
+
+/*
+ * Whether the toolstack removed and re-created the device directory since
+ * we opened it (pvabi_xenbus_device_add() does both in one transaction, so
+ * the rescan may only ever see the directory present).  The signs: our
+ * state node reads Initialising or is absent -- a backend never goes back
+ * to Initialising, only the toolstack writes it -- or params / mode differ
+ * from what we opened.  Our handle's view (InitWait published, features
+ * advertised) then describes a directory that no longer exists.
+ */
+int bb_dev_recreated(struct bb_dev *d)
+{
+    char path[192], *params = NULL, *mode = NULL;
+    uint32_t st = 0;
+    int rc, changed;
+
+    if (read_node(d, "params", &params) < 0 || read_node(d, "mode", &mode) < 0) {
+        free(params);
+        return 0; /* vanishing: the rescan that follows the removal drops it */
+    }
+    changed = !d->params || strcmp(params, d->params) != 0 || (strcmp(mode, "w") != 0) != d->ro;
+    free(params);
+    free(mode);
+    snprintf(path, sizeof(path), "%s/state", d->path);
+    rc = pvabi_store_read_u32(d->b->ctx, PVABI_STORE_TXN_NONE, path, &st);
+    return changed || rc == -ENOENT || rc == -EINVAL || rc == -ERANGE ||
+           (rc == 0 && st == PVABI_XENBUS_STATE_INITIALISING);
+}
+
+/* A new device under the old name: nothing of the previous one is kept. */
+void bb_dev_restart(struct bb_dev *d)
+{
+    bb_log(d->b, PVABI_LOG_INFO, "%s: directory re-created by the toolstack: starting over",
+           d->name);
+    detach(d);
+    d->offline = 0;
+    d->broken = 0;
+    memset(&d->st, 0, sizeof(d->st));
+    bb_dev_open(d); /* closes the old handle without a handshake, opens anew */
 }
 
 /* A broken ring or an unusable frontend: close handshake for this device only. */

@@ -88,6 +88,9 @@ static uint8_t *pg_get(struct bb_dev *d, pvabi_gref gref)
         return NULL; /* e.g. granted read-only: the copy path decides */
     *p = (struct bb_pgrant){ .gref = gref, .used = 1, .map = m };
     d->pg_count++;
+    d->st.persistent_maps_made++;
+    if (d->pg_count > d->st.persistent_maps_peak)
+        d->st.persistent_maps_peak = d->pg_count;
     return pvabi_map_addr(m);
 }
 

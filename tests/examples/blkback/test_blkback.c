@@ -538,6 +538,82 @@ static void test_blkback_device_removed_while_running(void **state)
     check_serves(g, 1, 4);
 }
 
+/* The toolstack step for @f's device again while blkback serves it (the
+ * directories are removed and re-created in one transaction). */
+static void readd(struct tf *f, int img)
+{
+    tf_add(f, f->devid, T.img[img], "w");
+}
+
+/* blkback has opened @f's device: its InitWait is in the store. */
+static void wait_initwait(struct tf *f)
+{
+    assert_int_equal(tf_wait_back_state(f, PVABI_XENBUS_STATE_INITWAIT, TF_TIMEOUT_MS), 0);
+}
+
+/* The bug report: add, add (blkback already waits in InitWait on the first
+ * directory), then the frontend: it must see InitWait and be served. */
+static void test_blkback_readded_twice_before_frontend(void **state)
+{
+    (void)state;
+    start_back(NULL);
+    tf_image(T.img[0], sizeof(T.img[0]), IMG_BYTES, 100);
+    struct tf *f = &T.f[0];
+    tf_domain(f);
+    tf_add(f, 51712, T.img[0], "w");
+    wait_initwait(f);
+    readd(f, 0);
+    assert_int_equal(tf_connect(f, 0, 1), 0);
+    check_serves(f, 0, 1);
+}
+
+/* add, add, add (each seen by blkback) and add, remove, add: served. */
+static void test_blkback_readded_any_sequence_served(void **state)
+{
+    (void)state;
+    start_back(NULL);
+    tf_image(T.img[0], sizeof(T.img[0]), IMG_BYTES, 100);
+    tf_image(T.img[1], sizeof(T.img[1]), IMG_BYTES, 101);
+    struct tf *f = &T.f[0], *g = &T.f[1];
+    tf_domain(f);
+    tf_domain(g);
+    tf_add(f, 51712, T.img[0], "w");
+    for (int i = 0; i < 2; i++) {
+        wait_initwait(f);
+        readd(f, 0);
+    }
+    tf_add(g, 51728, T.img[1], "w");
+    wait_initwait(g);
+    assert_int_equal(pvabi_xenbus_device_remove(tf_toolstack(), "vbd", g->domid, 0, 51728), 0);
+    readd(g, 1);
+    assert_int_equal(tf_connect(f, 2, 0), 0);
+    assert_int_equal(tf_connect(g, 0, 1), 0);
+    check_serves(f, 0, 1);
+    check_serves(g, 1, 2);
+}
+
+/* Re-added while a frontend is connected: a frontend that starts over is
+ * served, from the image the new directory names. */
+static void test_blkback_readded_while_connected(void **state)
+{
+    (void)state;
+    start_back(NULL);
+    tf_image(T.img[1], sizeof(T.img[1]), IMG_BYTES, 101);
+    struct tf *f = start_dev(0, 51712, "w", 1, 1);
+    check_serves(f, 0, 1);
+    readd(f, 0);
+    pvabi_xenbus_front_close(f->xf);
+    f->xf = NULL;
+    assert_int_equal(tf_connect(f, 0, 1), 0);
+    check_serves(f, 0, 2);
+    /* Again, now pointing at another image: that one is served. */
+    readd(f, 1);
+    pvabi_xenbus_front_close(f->xf);
+    f->xf = NULL;
+    assert_int_equal(tf_connect(f, 0, 0), 0);
+    check_serves(f, 1, 3);
+}
+
 static void test_blkback_frontend_dies_mid_request(void **state)
 {
     struct tf_seg seg = { 1, 0, 7 };
@@ -658,6 +734,9 @@ int main(void)
         BB_TEST(test_blkback_broken_ring_disconnects_that_device_only),
         BB_TEST(test_blkback_two_devices_concurrently),
         BB_TEST(test_blkback_device_removed_while_running),
+        BB_TEST(test_blkback_readded_twice_before_frontend),
+        BB_TEST(test_blkback_readded_any_sequence_served),
+        BB_TEST(test_blkback_readded_while_connected),
         BB_TEST(test_blkback_frontend_dies_mid_request),
         BB_TEST(test_blkback_killed_restarted_answers_once),
         BB_TEST(test_blkback_online_0_closes_device),
