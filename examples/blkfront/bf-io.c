@@ -7,6 +7,7 @@
  * then, the xenbus handle (backend lost, back again, closing).
  */
 #include <errno.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <string.h>
 #include <time.h>
@@ -332,7 +333,11 @@ void bf_fail_all(struct blkfront *bf, int err, const char *why)
 
 static int op_matches(const struct bf_req *r, uint8_t operation)
 {
-    /* Linux's blkback answers an indirect request with its indirect_op. */
+    /* An indirect request is answered with its indirect_op by Linux's
+     * blkback (and Linux's blkfront >= 5.14 insists on it); INDIRECT, which
+     * older pvabi blkbacks echoed, is accepted too: the id and generation
+     * already name the request, the operation is only a sanity check, and
+     * either value names the same request.  Anything else is a violation. */
     return operation == r->wire_op || (r->wire_op == PVBLK_OP_INDIRECT && operation == r->data_op);
 }
 
@@ -431,6 +436,27 @@ static void wait_event(struct blkfront *bf, int slice_ms)
         bf_bus_check(bf); /* an event with nothing on the ring: maybe a death */
 }
 
+/* Polls the ring for responses for up to BF_SPIN_NS before the caller
+ * sleeps: with requests in flight the backend usually answers within a few
+ * microseconds, and an event channel wake-up (eventfd write, scheduler,
+ * epoll) costs more than that on both sides.  Yields the CPU now and then
+ * so that a backend sharing it can run.  1 if responses arrived. */
+static int spin_for_responses(struct blkfront *bf)
+{
+    struct timespec start, t;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (unsigned i = 1;; i++) {
+        if (pvblk_front_unconsumed(&bf->ring) != 0)
+            return 1;
+        if (i % 64 == 0) {
+            sched_yield();
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if ((t.tv_sec - start.tv_sec) * 1000000000L + (t.tv_nsec - start.tv_nsec) > BF_SPIN_NS)
+                return 0;
+        }
+    }
+}
+
 /* Makes progress for up to @timeout_ms: returns the responses processed
  * (> 0), or 0 when none came (timeout, nothing in flight, dead). */
 int bf_pump(struct blkfront *bf, int timeout_ms)
@@ -447,6 +473,8 @@ int bf_pump(struct blkfront *bf, int timeout_ms)
         }
         if (bf->nfree_reqs == bf->info.ring_slots)
             return 0;
+        if (spin_for_responses(bf))
+            continue;
         /* Re-arm rsp_event, then look once more: a response published
          * meanwhile is seen here or notified. */
         n = pvblk_front_final_check(&bf->ring);

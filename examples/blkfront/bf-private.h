@@ -21,6 +21,8 @@
 #define BF_ID_SLOT_MASK ((1u << BF_ID_SLOT_BITS) - 1)
 /* How often a wait looks at the xenbus handle when nothing happens. */
 #define BF_CHECK_MS 100
+/* How long blkfront polls the ring for responses before it sleeps (ns). */
+#define BF_SPIN_NS 50000L
 
 /* A stack of free page indices into a set of granted pages. */
 struct bf_pages {

@@ -69,28 +69,44 @@ static void bus_event(pvabi_xenbus_front *f, int event, int err, void *opaque)
     }
 }
 
-/* A backend node as an unsigned decimal, checked (a peer wrote it). */
-static int read_u64(struct blkfront *bf, const char *key, uint64_t dflt, uint64_t *out)
+/*
+ * The backend's nodes.  blkif.h's start-up order, which Linux's blkback
+ * follows: at InitWait only the transport parameters are there
+ * (max-ring-page-order; since Linux 4.6 also feature-max-indirect-segments);
+ * the device properties (sectors, info, sector-size, physical-sector-size,
+ * feature-flush-cache, feature-barrier, the discard nodes,
+ * feature-persistent and, before Linux 4.6, feature-max-indirect-segments)
+ * are written in its connect(), just before it switches to Connected.  So
+ * blkfront reads max-ring-page-order at InitWait and everything else after
+ * the Connected wait.  Every value was written by a peer: each is checked,
+ * and a malformed one fails the open with -EPROTO and a log line.
+ */
+
+/* A backend node as an unsigned decimal; *present = 0 when absent. */
+static int read_u64(struct blkfront *bf, const char *key, int *present, uint64_t *out)
 {
     char path[512], *v = NULL, *end;
 
     snprintf(path, sizeof(path), "%s/%s", pvabi_xenbus_front_backend_path(bf->xb), key);
     int rc = pvabi_store_read(bf->ctx, PVABI_STORE_TXN_NONE, path, &v);
-    if (rc == -ENOENT) {
-        *out = dflt;
+    *present = rc >= 0; /* the value's length */
+    if (rc == -ENOENT)
         return 0;
-    }
-    if (rc < 0)
+    if (rc < 0) {
+        bf_log(bf, PVABI_LOG_ERR, "reading backend node %s: %s", key, strerror(-rc));
         return rc;
+    }
     errno = 0;
     *out = strtoull(v, &end, 10);
-    rc = (v[0] < '0' || v[0] > '9' || *end || errno) ? -EPROTO : 0;
+    /* Digits only, all rc of them (a value may hold a NUL), no overflow. */
+    rc = (v[0] < '0' || v[0] > '9' || end != v + rc || errno) ? -EPROTO : 0;
     if (rc < 0)
-        bf_log(bf, PVABI_LOG_ERR, "backend node %s = \"%s\" is not a number", key, v);
+        bf_log(bf, PVABI_LOG_ERR, "backend node %s = \"%s\" is not a 64-bit decimal", key, v);
     free(v);
     return rc;
 }
 
+/* A backend node as a decimal u32, @dflt when absent. */
 static int read_u32(struct blkfront *bf, const char *key, uint32_t dflt, unsigned *out)
 {
     uint32_t v;
@@ -98,29 +114,53 @@ static int read_u32(struct blkfront *bf, const char *key, uint32_t dflt, unsigne
 
     if (rc == 0)
         *out = v;
+    else if (rc == -EPROTO)
+        bf_log(bf, PVABI_LOG_ERR, "backend node %s is not a 32-bit decimal", key);
+    else
+        bf_log(bf, PVABI_LOG_ERR, "reading backend node %s: %s", key, strerror(-rc));
     return rc;
 }
 
-static int read_mode_ro(struct blkfront *bf)
+/* A feature-* node: on when present and not 0 (as Linux's blkfront reads
+ * them), off when absent. */
+static int read_bool(struct blkfront *bf, const char *key, int *out)
+{
+    unsigned v = 0;
+    int rc = read_u32(bf, key, 0, &v);
+
+    *out = rc == 0 && v != 0;
+    return rc;
+}
+
+/* `mode` is the toolstack's ("w", "r", "w!"): read-only unless it has a
+ * 'w', as Linux's blkback reads it; absent, `info` alone decides. */
+static int read_mode_ro(struct blkfront *bf, int *ro)
 {
     char path[512], *v = NULL;
 
     snprintf(path, sizeof(path), "%s/mode", pvabi_xenbus_front_backend_path(bf->xb));
-    if (pvabi_store_read(bf->ctx, PVABI_STORE_TXN_NONE, path, &v) < 0)
+    int rc = pvabi_store_read(bf->ctx, PVABI_STORE_TXN_NONE, path, &v);
+    *ro = 0;
+    if (rc == -ENOENT)
         return 0;
-    int ro = strcmp(v, "r") == 0;
+    if (rc < 0) {
+        bf_log(bf, PVABI_LOG_ERR, "reading backend node mode: %s", strerror(-rc));
+        return rc;
+    }
+    *ro = strchr(v, 'w') == NULL;
     free(v);
-    return ro;
+    return 0;
 }
 
-static int read_features(struct blkfront *bf, unsigned *max_order, unsigned *max_ind,
-                         unsigned *persist)
+/* The geometry, after Connected: sectors (required), sector-size,
+ * physical-sector-size, info, mode.  Unknown info bits are ignored. */
+static int read_geometry(struct blkfront *bf)
 {
     struct blkfront_info *in = &bf->info;
-    unsigned flush = 0, barrier = 0, discard = 0;
-    int rc = read_u64(bf, "sectors", UINT64_MAX, &in->sectors);
+    int present = 0, mode_ro = 0;
+    int rc = read_u64(bf, "sectors", &present, &in->sectors);
 
-    if (rc == 0 && in->sectors == UINT64_MAX) {
+    if (rc == 0 && !present) {
         bf_log(bf, PVABI_LOG_ERR, "the backend advertises no `sectors`");
         return -EPROTO;
     }
@@ -131,30 +171,18 @@ static int read_features(struct blkfront *bf, unsigned *max_order, unsigned *max
     if (rc == 0)
         rc = read_u32(bf, "info", 0, &in->info);
     if (rc == 0)
-        rc = read_u32(bf, "feature-flush-cache", 0, &flush);
-    if (rc == 0)
-        rc = read_u32(bf, "feature-barrier", 0, &barrier);
-    if (rc == 0)
-        rc = read_u32(bf, "feature-discard", 0, &discard);
-    if (rc == 0)
-        rc = read_u32(bf, "discard-granularity", 0, &in->discard_granularity);
-    if (rc == 0)
-        rc = read_u32(bf, "feature-max-indirect-segments", 0, max_ind);
-    if (rc == 0)
-        rc = read_u32(bf, "max-ring-page-order", 0, max_order);
-    if (rc == 0)
-        rc = read_u32(bf, "feature-persistent", 0, persist);
-    in->flush = flush == 1;
-    in->barrier = barrier == 1;
-    in->discard = discard == 1;
-    in->readonly = (in->info & PVBLK_VDISK_READONLY) || read_mode_ro(bf);
+        rc = read_mode_ro(bf, &mode_ro);
+    in->readonly = (in->info & PVBLK_VDISK_READONLY) || mode_ro;
     return rc;
 }
 
-/* The sector size must be a power of two the 512-byte wire units divide. */
+/* The sector size must be a power of two the 512-byte wire units divide
+ * (blkfront does not write feature-large-sector-size, so every sector
+ * quantity on the wire and `sectors` are in 512-byte units, as in Linux);
+ * the physical one, if given, a power of two multiple of it. */
 static int check_geometry(struct blkfront *bf)
 {
-    unsigned ss = bf->info.sector_size;
+    unsigned ss = bf->info.sector_size, ps = bf->info.physical_sector_size;
 
     if (ss < 512 || ss > PVABI_PAGE_SIZE || (ss & (ss - 1)) ||
         bf->info.sectors > (UINT64_MAX >> 9)) {
@@ -162,7 +190,53 @@ static int check_geometry(struct blkfront *bf)
                bf->info.sectors);
         return -EPROTO;
     }
+    if (ps != 0 && (ps < ss || (ps & (ps - 1)))) {
+        bf_log(bf, PVABI_LOG_ERR,
+               "physical-sector-size %u is no power of two multiple of sector-size %u", ps, ss);
+        return -EPROTO;
+    }
     return 0;
+}
+
+/* Discard: discard-granularity defaults to the sector size (blkif.h); one
+ * that is no multiple of it is unusable: discard is then left off (the
+ * device stays usable).  Not looked at without feature-discard. */
+static int read_discard(struct blkfront *bf)
+{
+    struct blkfront_info *in = &bf->info;
+    int rc = read_bool(bf, "feature-discard", &in->discard);
+
+    if (rc < 0 || !in->discard)
+        return rc;
+    rc = read_u32(bf, "discard-granularity", in->sector_size, &in->discard_granularity);
+    if (rc == 0 && in->discard_granularity == 0)
+        in->discard_granularity = in->sector_size;
+    if (rc == 0 && in->discard_granularity % in->sector_size) {
+        bf_log(bf, PVABI_LOG_WARN,
+               "discard-granularity %u is no multiple of sector-size %u: "
+               "not using discard",
+               in->discard_granularity, in->sector_size);
+        in->discard = 0;
+        in->discard_granularity = 0;
+    }
+    return rc;
+}
+
+/* The features, after Connected. */
+static int read_features(struct blkfront *bf, unsigned *max_ind, int *persist)
+{
+    struct blkfront_info *in = &bf->info;
+    int rc = read_bool(bf, "feature-flush-cache", &in->flush);
+
+    if (rc == 0)
+        rc = read_bool(bf, "feature-barrier", &in->barrier);
+    if (rc == 0)
+        rc = read_discard(bf);
+    if (rc == 0)
+        rc = read_u32(bf, "feature-max-indirect-segments", 0, max_ind);
+    if (rc == 0)
+        rc = read_bool(bf, "feature-persistent", persist);
+    return rc;
 }
 
 static unsigned min_u(unsigned a, unsigned b)
@@ -170,19 +244,32 @@ static unsigned min_u(unsigned a, unsigned b)
     return a < b ? a : b;
 }
 
-/* What both sides accept: ring size, segments per request, persistence. */
-static void negotiate(struct blkfront *bf, unsigned max_order, unsigned max_ind, unsigned persist)
+/* At InitWait: the ring, within the backend's max-ring-page-order. */
+static int negotiate_ring(struct blkfront *bf)
 {
     struct blkfront_info *in = &bf->info;
+    unsigned max_order = 0;
+    int rc = read_u32(bf, "max-ring-page-order", 0, &max_order);
 
     in->ring_order = min_u(bf->opts.ring_order, min_u(max_order, PVABI_RING_MAX_ORDER));
     in->ring_slots = pvblk_ring_nr_ents(in->ring_order);
+    in->pool_pages = bf->opts.pool_pages;
+    return rc;
+}
+
+/* After Connected: segments per request, and persistent grants, used only
+ * when we asked for them (our feature-persistent = 1, written at connect)
+ * and the backend shows feature-persistent once Connected, as Linux's
+ * blkfront decides. */
+static void negotiate_features(struct blkfront *bf, unsigned max_ind, int persist)
+{
+    struct blkfront_info *in = &bf->info;
     unsigned ind = min_u(min_u(bf->opts.max_indirect, max_ind), BF_MAX_INDIRECT);
+
     ind = min_u(ind, bf->opts.pool_pages);
     in->indirect = ind > BF_DIRECT_SEGS;
     in->max_segments = in->indirect ? ind : BF_DIRECT_SEGS;
-    in->persistent = bf->opts.persistent && persist == 1;
-    in->pool_pages = bf->opts.pool_pages;
+    in->persistent = bf->opts.persistent && persist;
 }
 
 static int setup_ring(struct blkfront *bf)
@@ -203,7 +290,20 @@ static int setup_ring(struct blkfront *bf)
     return rc;
 }
 
-static int setup_memory(struct blkfront *bf)
+/* Before connect: the data pool, which the features do not change. */
+static int setup_pool(struct blkfront *bf)
+{
+    int rc = bf_pages_alloc(bf, &bf->data, bf->opts.pool_pages);
+
+    if (rc == -ENOMEM)
+        bf_log(bf, PVABI_LOG_ERR, "out of memory for %u pool pages", bf->opts.pool_pages);
+    return rc;
+}
+
+/* After Connected, once the segments per request are known: the request
+ * tables and the indirect pages (granted now: the backend sees them only
+ * in requests). */
+static int setup_tables(struct blkfront *bf)
 {
     /* Indirect requests carry more than 11 pages each (shorter ones go
      * direct), so the pool never has more than this many in flight. */
@@ -212,8 +312,6 @@ static int setup_memory(struct blkfront *bf)
                         : 0;
     int rc = bf_tables_alloc(bf);
 
-    if (rc == 0)
-        rc = bf_pages_alloc(bf, &bf->data, bf->opts.pool_pages);
     if (rc == 0)
         rc = bf_pages_alloc(bf, &bf->ind, nind);
     if (rc == -ENOMEM)
@@ -245,10 +343,10 @@ static int check_opts(const struct blkfront_opts *o)
     return 0;
 }
 
-static int handshake(struct blkfront *bf, unsigned devid)
+/* Up to InitWait, then what connecting needs: the ring, the port, the
+ * data pool; published with our feature-persistent; waits for Connected. */
+static int handshake_connect(struct blkfront *bf, unsigned devid, int64_t deadline)
 {
-    int64_t deadline = now_ms() + bf->opts.timeout_ms;
-    unsigned max_order = 0, max_ind = 0, persist = 0;
     int rc = pvabi_xenbus_front_open(bf->ctx, "vbd", devid, bus_event, bf, &bf->xb);
 
     if (rc < 0) {
@@ -263,18 +361,34 @@ static int handshake(struct blkfront *bf, unsigned devid)
         bf_log(bf, PVABI_LOG_ERR, "waiting for backend %u: %s", bf->info.backend_id, strerror(-rc));
         return rc;
     }
-    rc = read_features(bf, &max_order, &max_ind, &persist);
+    rc = negotiate_ring(bf);
     if (rc == 0)
-        rc = check_geometry(bf);
-    if (rc < 0)
-        return rc;
-    negotiate(bf, max_order, max_ind, persist);
-    rc = setup_ring(bf);
+        rc = setup_ring(bf);
     if (rc == 0)
-        rc = setup_memory(bf);
+        rc = setup_pool(bf);
     if (rc == 0)
         rc = bus_connect(bf, deadline);
     return rc;
+}
+
+static int handshake(struct blkfront *bf, unsigned devid)
+{
+    int64_t deadline = now_ms() + bf->opts.timeout_ms;
+    unsigned max_ind = 0;
+    int persist = 0;
+    int rc = handshake_connect(bf, devid, deadline);
+
+    /* Connected: the device properties are all there now. */
+    if (rc == 0)
+        rc = read_geometry(bf);
+    if (rc == 0)
+        rc = check_geometry(bf);
+    if (rc == 0)
+        rc = read_features(bf, &max_ind, &persist);
+    if (rc < 0)
+        return rc;
+    negotiate_features(bf, max_ind, persist);
+    return setup_tables(bf);
 }
 
 /* Frees everything; the grants only if the backend no longer maps them. */

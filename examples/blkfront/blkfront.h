@@ -15,7 +15,9 @@
  * negotiated maximum through an indirect page (also from the fixed pool).
  *
  * Trust: every response is checked (its id must name a request of ours in
- * flight, with the same generation; its operation must match); a violation
+ * flight, with the same generation; its operation must be the request's:
+ * for an indirect request its indirect_op, as Linux's blkback answers, or
+ * INDIRECT, which some backends echo); a violation
  * or a broken ring (the backend's rsp_prod lies) marks the device broken:
  * everything pending completes with -EIO, every later call fails with -EIO,
  * nothing crashes or hangs.  A request is completed exactly once.
@@ -67,12 +69,12 @@ struct blkfront_info {
     uint64_t sectors;              /* disk size in 512-byte sectors */
     unsigned sector_size;          /* logical sector size (alignment of submits) */
     unsigned physical_sector_size; /* 0 if not advertised */
-    unsigned info;                 /* PVBLK_VDISK_* bits */
-    int readonly;                  /* info has READONLY, or mode is "r" */
-    int flush;                     /* feature-flush-cache */
+    unsigned info;                 /* PVBLK_VDISK_* bits (others ignored) */
+    int readonly;                  /* info has READONLY, or mode has no 'w' */
+    int flush;                     /* feature-flush-cache (feature-* nodes: on if not 0) */
     int barrier;                   /* feature-barrier */
-    int discard;                   /* feature-discard */
-    unsigned discard_granularity;  /* bytes, 0 if not advertised */
+    int discard;                   /* feature-discard, with a usable granularity */
+    unsigned discard_granularity;  /* bytes (default: the sector size); 0 without discard */
     unsigned ring_order;           /* negotiated ring order */
     unsigned ring_slots;           /* requests the ring holds */
     unsigned max_segments;         /* per request: 11, or the indirect maximum */
@@ -89,15 +91,24 @@ struct blkfront_info {
  * @devid: the virtual-device number (51712 = xvda).
  * @opts: NULL for the defaults.
  * @out: receives the frontend.
- * Starts the xenbus handle, waits for the backend's InitWait, reads its
- * features, shares the ring, allocates the event channel and the page pool,
- * publishes them (with feature-persistent when asked) and waits for
- * Connected, all within @opts->timeout_ms.
+ * In blkif.h's order (which Linux's blkback follows): starts the xenbus
+ * handle, waits for the backend's InitWait, reads max-ring-page-order,
+ * shares the ring, allocates the event channel and the data pool,
+ * publishes them (with feature-persistent = 1 when asked) and waits for
+ * Connected; only then reads the device properties and the other features
+ * (sectors, sector-size, physical-sector-size, info, mode,
+ * feature-flush-cache, feature-barrier, feature-discard,
+ * discard-granularity, feature-max-indirect-segments, feature-persistent:
+ * Linux's blkback writes them just before Connected), and allocates the
+ * request tables and indirect pages.  All within @opts->timeout_ms.
  * Returns 0; -ENOENT (no such device: run the toolstack step); -ETIMEDOUT
- * (no backend in time); -EPROTO (a backend node is malformed, or `sectors`
- * is missing); -EINVAL (bad @opts); -ECONNRESET (the backend closed);
- * -ENOSPC / -ENOMEM; the errors of the xenbus, grant and evtchn calls.
- * Everything is logged to the context's log on failure.
+ * (no backend in time); -EPROTO (a backend node is malformed — not a
+ * decimal, a sector size that is not a power of two in 512..4096, a
+ * physical sector size that is not a power of two multiple of it, a size
+ * past 2^64 bytes — or `sectors` is missing once Connected; the close
+ * handshake is then run); -EINVAL (bad @opts); -ECONNRESET (the backend
+ * closed); -ENOSPC / -ENOMEM; the errors of the xenbus, grant and evtchn
+ * calls.  Every failure is logged on stderr.
  */
 int blkfront_open(pvabi_ctx *ctx, unsigned devid, const struct blkfront_opts *opts,
                   struct blkfront **out);
