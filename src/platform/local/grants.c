@@ -501,16 +501,239 @@ static int copy_seg(pvabi_ctx *ctx, struct lc *lc, struct pvabi_grant_copy_seg *
     return rc;
 }
 
+/*
+ * A copy call is planned in groups: the segments of one granting domain and
+ * direction (foreign-to-local maps read-only, so that read-only grants can be
+ * copied from; local-to-foreign read-write), each group's distinct refs
+ * mapped with one GRANT_MAP.  All groups are mapped first, then the segments
+ * are copied in the caller's order (a read after a write of the same bytes
+ * sees the write, as when each segment was copied alone, and as Xen works
+ * through a GNTTABOP_copy), then every fd is closed and each group unmapped
+ * with one GRANT_UNMAP.  One round trip per group instead of one per segment:
+ * the per-segment path is only the fallback.  The plan is ~5 KiB of stack.
+ */
+enum copy_how {
+    COPY_MAPPED,   /* the group's refs of status 0 are mapped: fds[] */
+    COPY_FALLBACK, /* the group map failed as a whole: segment by segment */
+};
+
+struct copy_group {
+    unsigned seg0;        /* its first segment: the domain and direction */
+    unsigned first, nent; /* its entries: ref[] / slot[] first .. first + nent - 1 */
+    enum copy_how how;
+};
+
+struct copy_plan {
+    unsigned nent, ngroups, nfds;
+    unsigned ent_of[PVABI_GRANT_BATCH_MAX]; /* per segment: its entry */
+    uint32_t ref[PVABI_GRANT_BATCH_MAX];    /* per entry: a distinct ref of its group */
+    /* Per entry, from the daemon: status (< 0: final for its segments), and
+     * for a mapped one its page and its fd, fd_index made an index of fds[]. */
+    struct hv_grant_map_slot slot[PVABI_GRANT_BATCH_MAX];
+    struct copy_group group[PVABI_GRANT_BATCH_MAX];
+    /* At most one fd per entry: a reply with more fds than refs is refused. */
+    int fds[PVABI_GRANT_BATCH_MAX];
+};
+
+static int same_group(const struct pvabi_grant_copy_seg *a, const struct pvabi_grant_copy_seg *b)
+{
+    return a->domid == b->domid && !a->to_foreign == !b->to_foreign;
+}
+
+/* Gives every segment of group @g its entry, one per distinct ref. */
+static void plan_entries(struct copy_plan *p, struct copy_group *g,
+                         const struct pvabi_grant_copy_seg *segs, unsigned count)
+{
+    g->first = p->nent;
+    for (unsigned i = g->seg0; i < count; i++) {
+        unsigned e = g->first;
+        if (!same_group(&segs[i], &segs[g->seg0]))
+            continue;
+        while (e < p->nent && p->ref[e] != segs[i].ref)
+            e++;
+        if (e == p->nent) {
+            p->ref[e] = segs[i].ref;
+            p->slot[e] = (struct hv_grant_map_slot){ 0 };
+            p->nent++;
+        }
+        p->ent_of[i] = e;
+    }
+    g->nent = p->nent - g->first;
+}
+
+/* Groups the segments, in order of first appearance; O(count^2) compares,
+ * nothing next to the round trips saved. */
+static void plan_groups(struct copy_plan *p, const struct pvabi_grant_copy_seg *segs,
+                        unsigned count)
+{
+    p->nent = p->ngroups = p->nfds = 0;
+    for (unsigned i = 0; i < count; i++) {
+        unsigned k = 0;
+        while (k < p->ngroups && !same_group(&segs[i], &segs[p->group[k].seg0]))
+            k++;
+        if (k < p->ngroups)
+            continue;
+        p->group[k] = (struct copy_group){ .seg0 = i, .how = COPY_FALLBACK };
+        p->ngroups++;
+        plan_entries(p, &p->group[k], segs, count);
+    }
+}
+
+/* The entries of @g still to map (status 0), as indexes into @idx. */
+static unsigned group_pending(const struct copy_plan *p, const struct copy_group *g, unsigned *idx)
+{
+    unsigned n = 0;
+
+    for (unsigned e = g->first; e < g->first + g->nent; e++)
+        if (p->slot[e].status == 0)
+            idx[n++] = e;
+    return n;
+}
+
+/* Checks a GRANT_MAP reply of status @rc for the @n refs asked for, as the
+ * single map does, plus each fd index and no more fds than refs (the plan
+ * has room for one per entry).  Returns 1, or 0 after ending the
+ * connection. */
+static int group_reply_ok(pvabi_ctx *ctx, struct lc *lc, struct lc_msg *m, unsigned n, int rc,
+                          struct hv_grant_map_slot *slot)
+{
+    struct hv_grant_map_rsp rsp;
+    const char *fault = NULL;
+
+    if (m->hdr.len != sizeof(rsp) + n * sizeof(slot[0])) {
+        pvabi__lc_bad_reply(ctx, lc, m, "a length that does not fit the refs asked for");
+        return 0;
+    }
+    memcpy(&rsp, m->payload, sizeof(rsp));
+    memcpy(slot, m->payload + sizeof(rsp), n * sizeof(slot[0]));
+    if (rsp.count != n || rsp.nfds != m->nfds || (rc == 0) != (m->nfds > 0) || m->nfds > n)
+        fault = "counts that do not fit the refs asked for";
+    for (unsigned i = 0; i < n && !fault; i++) {
+        if (slot[i].status > 0 || slot[i].status < -4095 || (rc == 0 && slot[i].status != 0))
+            fault = "ref statuses that disagree with the reply's status";
+        else if (rc == 0 && slot[i].fd_index >= m->nfds)
+            fault = "a ref in an fd it did not send";
+    }
+    if (fault)
+        pvabi__lc_bad_reply(ctx, lc, m, fault);
+    return !fault;
+}
+
+/* One GRANT_MAP of the @n entries @idx of the group of @seg0.  Returns 0 (mapped, the
+ * fds taken into the plan), 1 (refused, with a status for at least one ref:
+ * recorded, the others may be asked again), or a negative errno (the map
+ * failed as a whole). */
+static int group_map_once(pvabi_ctx *ctx, struct lc *lc, struct copy_plan *p,
+                          const struct pvabi_grant_copy_seg *seg0, const unsigned *idx, unsigned n)
+{
+    struct hv_grant_map_slot slot[PVABI_GRANT_BATCH_MAX];
+    struct lc_refs_buf b;
+    struct lc_msg *m;
+    size_t len = refs_req(&b, seg0->domid, !seg0->to_foreign, n);
+    int rc, refused = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        b.w[4 + i] = p->ref[idx[i]];
+    rc = pvabi__lc_call(ctx, lc, HV_OP_GRANT_MAP, b.w, len, NULL, 0, &m);
+    if (!m)
+        return rc;
+    if (!group_reply_ok(ctx, lc, m, n, rc, slot))
+        return -EPROTO;
+    for (unsigned i = 0; i < n; i++) {
+        refused |= slot[i].status < 0;
+        p->slot[idx[i]].status = slot[i].status;
+        p->slot[idx[i]].page = slot[i].page;
+        p->slot[idx[i]].fd_index = (uint16_t)(p->nfds + slot[i].fd_index);
+    }
+    if (rc == 0) {
+        memcpy(&p->fds[p->nfds], m->fds, m->nfds * sizeof(int));
+        p->nfds += m->nfds;
+        m->nfds = 0;
+        return 0;
+    }
+    return refused ? 1 : rc;
+}
+
+/* Maps group @g: the refs the daemon refuses get their status and the rest
+ * are asked again (the daemon maps all or nothing), a few times at most, as
+ * a sharer may revoke meanwhile.  A failure that names no ref leaves the
+ * group to the per-segment path. */
+static void group_map(pvabi_ctx *ctx, struct lc *lc, struct copy_plan *p, struct copy_group *g,
+                      const struct pvabi_grant_copy_seg *segs)
+{
+    unsigned idx[PVABI_GRANT_BATCH_MAX];
+
+    for (int attempt = 0; attempt < 3; attempt++) {
+        unsigned n = group_pending(p, g, idx);
+        int rc = n ? group_map_once(ctx, lc, p, &segs[g->seg0], idx, n) : 0;
+        if (rc == 0) {
+            g->how = COPY_MAPPED;
+            return;
+        }
+        if (rc < 0) {
+            pvabi__debug(ctx,
+                         "grant copy: map of %u refs of domain %u failed (%s): segment by "
+                         "segment",
+                         n, segs[g->seg0].domid, strerror(-rc));
+            return;
+        }
+    }
+}
+
+/* GRANT_UNMAP of what group @g mapped, without waiting (as pvabi__lc_grant_unmap). */
+static void group_unmap(pvabi_ctx *ctx, struct lc *lc, const struct copy_plan *p,
+                        const struct copy_group *g, const struct pvabi_grant_copy_seg *seg0)
+{
+    unsigned idx[PVABI_GRANT_BATCH_MAX];
+    unsigned n = group_pending(p, g, idx);
+    struct lc_refs_buf b;
+
+    if (g->how != COPY_MAPPED || n == 0 || lc->sock < 0)
+        return; /* nothing mapped, or the daemon is gone and forgot it all */
+    for (unsigned i = 0; i < n; i++)
+        b.w[4 + i] = p->ref[idx[i]];
+    pvabi__lc_send(ctx, lc, HV_OP_GRANT_UNMAP, b.w, refs_req(&b, seg0->domid, 0, n));
+}
+
+/* Segment @i's copy, through its group's mapping or alone. */
+static int copy_one(pvabi_ctx *ctx, struct lc *lc, const struct copy_plan *p,
+                    const struct copy_group *g, struct pvabi_grant_copy_seg *seg, unsigned i)
+{
+    const struct hv_grant_map_slot *s = &p->slot[p->ent_of[i]];
+
+    if (s->status < 0)
+        return s->status; /* the daemon refused this ref */
+    if (g->how == COPY_MAPPED)
+        return copy_io(ctx, seg, p->fds[s->fd_index], s->page);
+    return lc->sock < 0 ? -ENOTCONN : copy_seg(ctx, lc, seg);
+}
+
+static const struct copy_group *group_of(const struct copy_plan *p, unsigned ent)
+{
+    unsigned k = 0;
+
+    while (ent >= p->group[k].first + p->group[k].nent)
+        k++;
+    return &p->group[k];
+}
+
 int pvabi__lc_grant_copy(pvabi_ctx *ctx, void *plat, struct pvabi_grant_copy_seg *segs,
                          unsigned count)
 {
     struct lc *lc = plat;
+    struct copy_plan p;
     int failed = 0;
 
+    plan_groups(&p, segs, count);
+    for (unsigned k = 0; k < p.ngroups && lc->sock >= 0; k++)
+        group_map(ctx, lc, &p, &p.group[k], segs);
     for (unsigned i = 0; i < count; i++) {
-        segs[i].status = lc->sock < 0 ? -ENOTCONN : copy_seg(ctx, lc, &segs[i]);
+        segs[i].status = copy_one(ctx, lc, &p, group_of(&p, p.ent_of[i]), &segs[i], i);
         failed += segs[i].status < 0;
     }
+    pvabi__lc_close_fds(p.fds, p.nfds);
+    for (unsigned k = 0; k < p.ngroups; k++)
+        group_unmap(ctx, lc, &p, &p.group[k], &segs[p.group[k].seg0]);
     return lc->sock < 0 ? -ENOTCONN : failed;
 }
 
