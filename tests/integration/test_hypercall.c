@@ -43,6 +43,22 @@ static uint64_t proc_cpu_ns(pid_t pid)
     return (uint64_t)(ut + st) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
 }
 
+/* The scheduler state letter of @pid (R, S, D, ...). */
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    p = strrchr(buf, ')');
+    assert_non_null(p);
+    return p[2];
+}
+
 /* The entry of @domid in a full list from @ts, or fails. */
 static struct pvabi_domain_info find_domain(pvabi_ctx *ts, pvabi_domid domid, int *found)
 {
@@ -120,9 +136,20 @@ static void test_domain_list_reports_agents(void **state)
     it_agent_start(&b, "backend");
     assert_int_equal(it_share(&a, b.domid, 3, 0, &slot, refs), 0);
 
-    uint64_t before = proc_cpu_ns(a.pid);
-    di = find_domain(ts, a.domid, &found);
-    uint64_t after = proc_cpu_ns(a.pid);
+    /* The agent has answered but may not be asleep yet: ask until the
+     * kernel shows it sleeping before and after the daemon looked (each
+     * try is a round trip to the daemon; at most 10 s of them). */
+    uint64_t before, after;
+    char st_before, st_after;
+    uint64_t give_up = it_now_ns() + 10000000000ull;
+    do {
+        st_before = proc_state(a.pid);
+        before = proc_cpu_ns(a.pid);
+        di = find_domain(ts, a.domid, &found);
+        after = proc_cpu_ns(a.pid);
+        st_after = proc_state(a.pid);
+    } while (!(st_before == 'S' && st_after == 'S') && it_now_ns() < give_up);
+    assert_true(st_before == 'S' && st_after == 'S');
     assert_true(found);
     assert_int_equal(di.tot_pages, 3); /* the pages it shares */
     assert_int_equal(di.nr_online_vcpus, 1);
