@@ -25,6 +25,14 @@
 #define BB_COPY_MAX PVABI_GRANT_BATCH_MAX
 /* Batches served per device per wake-up before letting others run. */
 #define BB_FAIR_BATCHES 16u
+/* The loop polls rings before sleeping only if requests were served this
+ * recently (microseconds): a busy frontend's next requests are near, an
+ * idle one costs no CPU. */
+#define BB_SPIN_RECENT_US 500
+/* A rescan whose store listing failed is tried again after this (us). */
+#define BB_RESCAN_RETRY_US 100000
+/* Ring polls between two sched_yield() calls while spinning. */
+#define BB_SPIN_YIELD_EVERY 64u
 
 /* One segment of a request, as validated (from our private copy). */
 struct bb_seg {
@@ -100,6 +108,10 @@ struct blkback {
     int epfd, stopfd;
     volatile int stop_flag; /* set by blkback_stop; read by the loop */
     int once, had_connection, rescan;
+    int64_t rescan_at_us; /* a failed rescan is retried from then on */
+    int list_failing;     /* the last rescan could not list: warned once per streak */
+    int list_failed;      /* this rescan could not list */
+    int64_t served_at_us; /* when requests were last answered (spin decision) */
     struct bb_dev *devs;
 };
 
@@ -107,18 +119,22 @@ struct blkback {
 void bb_log(struct blkback *b, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 struct bb_dev *bb_dev_by_port(struct blkback *b, pvabi_port port);
+/* CLOCK_MONOTONIC in microseconds. */
+int64_t bb_now_us(void);
 
 /* device.c */
 struct bb_dev *bb_dev_new(struct blkback *b, pvabi_domid fe, unsigned devid);
 int bb_dev_open(struct bb_dev *d);
 void bb_dev_free(struct bb_dev *d);
+/* Serves the ring after an event (or a poll that saw requests). */
 void bb_dev_kick(struct bb_dev *d);
 void bb_dev_break(struct bb_dev *d, const char *why);
 void bb_dev_offline(struct bb_dev *d);
 /* 1 if the directory was removed and re-created since the device was opened. */
 int bb_dev_recreated(struct bb_dev *d);
-/* Closes the handle (no handshake) and opens the device again from scratch. */
-void bb_dev_restart(struct bb_dev *d);
+/* Closes the handle (no handshake) and opens the device again from scratch,
+ * logging @why. */
+void bb_dev_restart(struct bb_dev *d, const char *why);
 
 /* io.c: serves one batch; 1 if requests were answered, 0 none waiting, -EPROTO broken. */
 int bb_io_batch(struct bb_dev *d);

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ void blkback_opts_default(struct blkback_opts *o)
     o->persistent = 1;
     o->max_persistent = BLKBACK_DEFAULT_MAX_PERSISTENT;
     o->grants = BLKBACK_GRANTS_COPY;
+    o->spin_us = BLKBACK_DEFAULT_SPIN_US;
 }
 
 void bb_log(struct blkback *b, int level, const char *fmt, ...)
@@ -71,17 +73,24 @@ static int parse_num(const char *s, unsigned long max, unsigned long *out)
     return *end || errno || *out > max ? -EINVAL : 0;
 }
 
-/* online = "0" takes a device down; anything else (or missing) keeps it. */
+/*
+ * online = "0" takes a device down (close handshake); another value brings a
+ * device taken down that way back (opened again, InitWait); a missing node
+ * or a failed read changes nothing.
+ */
 static void check_online(struct bb_dev *d)
 {
     char path[160], *v = NULL;
-    int off;
+    int rc, off;
 
     snprintf(path, sizeof(path), "%s/online", d->path);
-    off = pvabi_store_read(d->b->ctx, PVABI_STORE_TXN_NONE, path, &v) >= 0 && strcmp(v, "0") == 0;
+    rc = pvabi_store_read(d->b->ctx, PVABI_STORE_TXN_NONE, path, &v);
+    off = rc >= 0 && strcmp(v, "0") == 0;
     free(v);
     if (off && !d->offline)
         bb_dev_offline(d);
+    else if (rc >= 0 && !off && d->offline)
+        bb_dev_restart(d, "online again");
 }
 
 /* One device directory seen by a rescan: open it if new (or failed before). */
@@ -101,11 +110,29 @@ static void rescan_dev(struct blkback *b, pvabi_domid fe, const char *name)
     } else if (d->open_failed) {
         bb_dev_open(d);
     } else if (d->xb && bb_dev_recreated(d)) {
-        bb_dev_restart(d);
+        bb_dev_restart(d, "directory re-created by the toolstack");
     }
     d->gone = 0;
     if (d->xb)
         check_online(d);
+}
+
+/*
+ * A listing failed for another reason than the directory being absent: what
+ * it would have listed is unknown, so devices are kept as they are (fe -1:
+ * all of them) and the rescan is tried again a little later.
+ */
+static void rescan_failed(struct blkback *b, const char *path, int err, long fe)
+{
+    if (!b->list_failing)
+        bb_log(b, PVABI_LOG_WARN, "cannot list %s: %s; devices kept, trying again", path,
+               strerror(-err));
+    b->list_failed = 1;
+    for (struct bb_dev *d = b->devs; d; d = d->next)
+        if (fe < 0 || d->fe == (pvabi_domid)fe)
+            d->gone = 0;
+    b->rescan = 1;
+    b->rescan_at_us = bb_now_us() + BB_RESCAN_RETRY_US;
 }
 
 static void rescan_fe(struct blkback *b, const char *fe_name)
@@ -118,6 +145,8 @@ static void rescan_fe(struct blkback *b, const char *fe_name)
         return;
     snprintf(path, sizeof(path), "%s/%s", b->base, fe_name);
     n = pvabi_store_list(b->ctx, PVABI_STORE_TXN_NONE, path, &names);
+    if (n < 0 && n != -ENOENT)
+        rescan_failed(b, path, n, (long)fe);
     for (int i = 0; i < n; i++)
         rescan_dev(b, (pvabi_domid)fe, names[i]);
     free(names);
@@ -131,13 +160,19 @@ static void rescan(struct blkback *b)
 
     for (struct bb_dev *d = b->devs; d; d = d->next)
         d->gone = 1;
+    b->list_failed = 0;
     n = pvabi_store_list(b->ctx, PVABI_STORE_TXN_NONE, b->base, &names);
+    if (n < 0 && n != -ENOENT)
+        rescan_failed(b, b->base, n, -1);
     for (int i = 0; i < n; i++)
         rescan_fe(b, names[i]);
     free(names);
     for (struct bb_dev *d = b->devs; d; d = d->next)
         if (d->gone)
             bb_log(b, PVABI_LOG_INFO, "%s: directory removed, device dropped", d->name);
+    if (b->list_failing && !b->list_failed)
+        bb_log(b, PVABI_LOG_INFO, "store listings work again");
+    b->list_failing = b->list_failed;
 }
 
 /*
@@ -180,6 +215,10 @@ static void free_gone(struct blkback *b)
 static int check_opts(const struct blkback_opts *o)
 {
     if (o->max_ring_order > PVABI_XENBUS_RING_ORDER_MAX || o->max_indirect > BLKBACK_MAX_INDIRECT)
+        return -EINVAL;
+    /* Bounded so that the cache's table size (a power of two, twice this)
+     * cannot overflow an unsigned. */
+    if (o->max_persistent > BLKBACK_MAX_PERSISTENT || o->spin_us > BLKBACK_MAX_SPIN_US)
         return -EINVAL;
     if (o->grants != BLKBACK_GRANTS_COPY && o->grants != BLKBACK_GRANTS_MAP)
         return -EINVAL;
@@ -289,12 +328,17 @@ static int once_done(struct blkback *b)
     return 1;
 }
 
-static int64_t now_ms(void)
+int64_t bb_now_us(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t now_ms(void)
+{
+    return bb_now_us() / 1000;
 }
 
 /* One round: store events, rescans, ports; < 0 fatal. */
@@ -304,13 +348,54 @@ static int one_round(struct blkback *b)
 
     if (rc < 0)
         return rc;
-    if (b->rescan) {
+    if (b->rescan && bb_now_us() >= b->rescan_at_us) {
         b->rescan = 0;
         rescan(b);
     }
     free_gone(b);
     rc = handle_ports(b);
     return rc < 0 ? rc : 0;
+}
+
+/* A connected device whose ring has requests (or lies): kicked; 1 if any. */
+static int poll_rings(struct blkback *b)
+{
+    int found = 0;
+
+    for (struct bb_dev *d = b->devs; d; d = d->next) {
+        if (d->connected && pvblk_back_unconsumed(&d->ring) != 0) {
+            bb_dev_kick(d);
+            found = 1;
+        }
+    }
+    return found;
+}
+
+/*
+ * Before sleeping: if requests were answered in the last BB_SPIN_RECENT_US,
+ * poll the rings for up to spin_us, since a busy frontend's next requests
+ * usually follow within microseconds and serving them now saves the
+ * notification's round trip through the hypervisor and our wake-up.  An idle
+ * backend never spins: the window closes BB_SPIN_RECENT_US after the last
+ * request.  sched_yield() lets a frontend on the same CPU run.  Returns 1
+ * if requests were found (and served).
+ */
+static int spin(struct blkback *b)
+{
+    int64_t start = bb_now_us();
+
+    if (b->o.spin_us == 0 || start - b->served_at_us > BB_SPIN_RECENT_US)
+        return 0;
+    for (unsigned i = 1; !b->stop_flag; i++) {
+        if (poll_rings(b))
+            return 1;
+        if (i % BB_SPIN_YIELD_EVERY == 0) {
+            sched_yield();
+            if (bb_now_us() - start >= (int64_t)b->o.spin_us)
+                return 0;
+        }
+    }
+    return 0;
 }
 
 int blkback_run(struct blkback *b, int timeout_ms)
@@ -328,8 +413,12 @@ int blkback_run(struct blkback *b, int timeout_ms)
         if (b->stop_flag || once_done(b))
             return 1;
         int wait = busy ? 0 : end < 0 ? 1000 : (int)(end - now_ms());
+        if (b->rescan && wait > BB_RESCAN_RETRY_US / 1000)
+            wait = BB_RESCAN_RETRY_US / 1000; /* a failed rescan is retried soon */
         if (wait < 0 || (end >= 0 && now_ms() >= end && !busy))
             return 0;
+        if (wait > 0 && spin(b))
+            continue;
         rc = epoll_wait(b->epfd, ev, 4, wait > 1000 ? 1000 : wait);
         if (rc < 0 && errno != EINTR)
             return -errno;

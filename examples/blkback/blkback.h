@@ -43,6 +43,11 @@ enum blkback_grants {
 #define BLKBACK_MAX_INDIRECT 4096u
 /* Persistent mappings kept per device (each one page); beyond, grant copy. */
 #define BLKBACK_DEFAULT_MAX_PERSISTENT 2048u
+/* Most persistent mappings per device accepted (4 GiB of mapped pages). */
+#define BLKBACK_MAX_PERSISTENT (1u << 20)
+/* Polling before sleeping, right after requests were served (docs/blkback.md). */
+#define BLKBACK_DEFAULT_SPIN_US 50u
+#define BLKBACK_MAX_SPIN_US     1000u
 
 /* A log line (no newline) at a PVABI_LOG_* level. */
 typedef void blkback_log_fn(void *opaque, int level, const char *msg);
@@ -52,15 +57,21 @@ struct blkback_opts {
     unsigned max_ring_order; /* 0..4 */
     unsigned max_indirect;   /* 0 (none) .. BLKBACK_MAX_INDIRECT */
     int persistent;          /* advertise feature-persistent=1 */
-    unsigned max_persistent; /* per device; 0: BLKBACK_DEFAULT_MAX_PERSISTENT */
+    unsigned max_persistent; /* per device, <= BLKBACK_MAX_PERSISTENT; 0: the default */
     int grants;              /* enum blkback_grants */
-    int verbose;             /* 1: a line per refused request */
-    blkback_log_fn *log_fn;  /* NULL: lines go to log_file */
+    /* Before sleeping, poll the rings of connected devices for up to this
+     * many microseconds, but only while requests were served in the last
+     * 500 microseconds (an idle backend sleeps at once); 0: never poll.
+     * At most BLKBACK_MAX_SPIN_US. */
+    unsigned spin_us;
+    int verbose;            /* 1: a line per refused request */
+    blkback_log_fn *log_fn; /* NULL: lines go to log_file */
     void *log_opaque;
     FILE *log_file; /* NULL: stderr */
 };
 
-/* blkback_opts_default() - the CLI's defaults (order 4, indirect 256, persistent, copy). */
+/* blkback_opts_default() - the CLI's defaults (order 4, indirect 256, persistent, copy,
+ * spin 50 us). */
 void blkback_opts_default(struct blkback_opts *o);
 
 struct blkback;
@@ -70,7 +81,10 @@ struct blkback;
  * must outlive the struct blkback): checks @opts, creates the stop eventfd
  * and the epoll set, registers the store watch (devices already present are
  * opened by the first blkback_run()).
- * Returns 0; -EINVAL (bad option); -ENOMEM; the store errors.
+ * Returns 0; -EINVAL (bad option: an order above 4, max_indirect above
+ * BLKBACK_MAX_INDIRECT, max_persistent above BLKBACK_MAX_PERSISTENT, spin_us
+ * above BLKBACK_MAX_SPIN_US, an unknown grants mode or a bad type); -ENOMEM;
+ * the store errors.
  */
 int blkback_create(pvabi_ctx *ctx, const struct blkback_opts *opts, struct blkback **out);
 

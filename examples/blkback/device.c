@@ -158,6 +158,9 @@ static void on_connected(struct bb_dev *d)
     const char *proto = pvabi_xenbus_back_protocol(d->xb);
     unsigned order = pvabi_xenbus_back_ring_order(d->xb);
 
+    /* A new connection starts clean whatever came before: no request stashed
+     * from the previous ring, no page mapped under a previous frontend's grefs. */
+    detach(d);
     if (strcmp(proto, PVABI_XENBUS_PROTOCOL_NATIVE) != 0) {
         bb_dev_break(d, "frontend protocol is not the native one");
         return;
@@ -265,10 +268,9 @@ int bb_dev_recreated(struct bb_dev *d)
 }
 
 /* A new device under the old name: nothing of the previous one is kept. */
-void bb_dev_restart(struct bb_dev *d)
+void bb_dev_restart(struct bb_dev *d, const char *why)
 {
-    bb_log(d->b, PVABI_LOG_INFO, "%s: directory re-created by the toolstack: starting over",
-           d->name);
+    bb_log(d->b, PVABI_LOG_INFO, "%s: %s: starting over", d->name, why);
     detach(d);
     d->offline = 0;
     d->broken = 0;
@@ -305,6 +307,8 @@ void bb_dev_kick(struct bb_dev *d)
     d->more = 0;
     for (unsigned i = 0; d->connected; i++) {
         int rc = bb_io_batch(d);
+        if (rc > 0)
+            d->b->served_at_us = bb_now_us();
         if (rc == 0)
             rc = d->has_stash ? 1 : pvblk_back_final_check(&d->ring);
         if (rc == -EPROTO) {

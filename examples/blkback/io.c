@@ -151,12 +151,14 @@ static void parse(struct bb_dev *d, struct bb_req *r, unsigned seg0)
     r->nseg = r->nmap = 0;
     r->nsect = 0;
     rc = parse_op(d, r);
-    if (rc == 0 && r->op != PVBLK_OP_READ && r->op != PVBLK_OP_FLUSH_DISKCACHE && d->ro &&
-        r->op != PVBLK_OP_DISCARD)
+    /* A read-only device refuses data to write; a flush or barrier without
+     * segments only syncs (discard was refused with EOPNOTSUPP already). */
+    if (rc == 0 && d->ro && r->op != PVBLK_OP_READ && r->op != PVBLK_OP_DISCARD && r->nseg)
         rc = -EROFS;
-    if (rc == 0 && r->op == PVBLK_OP_FLUSH_DISKCACHE && r->nseg && d->ro)
-        rc = -EROFS;
-    if (rc == 0 && !in_disk(d, r->sector, r->nsect))
+    /* Only a range that moves data is checked, as Linux's blkback does: an
+     * empty flush or barrier may carry any sector_number (Linux's blkfront
+     * may leave (sector_t)-1 there) and a discard of 0 sectors does nothing. */
+    if (rc == 0 && r->nsect && !in_disk(d, r->sector, r->nsect))
         rc = -ERANGE;
     count_op(d, r->op);
     r->status = rc == 0             ? PVBLK_RSP_OKAY
@@ -210,24 +212,30 @@ static int take(struct bb_dev *d)
 
 /* ---- disk ----------------------------------------------------------- */
 
-/* Whether request @r continues @prev on disk, same direction, room in the iovec. */
-static int mergeable(const struct bb_req *prev, const struct bb_req *r, unsigned niov)
+/* Whether request @r continues @prev on disk, same direction (the iovec
+ * holds every segment of a batch; rw_all() splits it by IOV_MAX). */
+static int mergeable(const struct bb_req *prev, const struct bb_req *r)
 {
     return r->status == PVBLK_RSP_OKAY && r->op == prev->op &&
            (r->op == PVBLK_OP_READ || r->op == PVBLK_OP_WRITE) &&
-           r->sector == prev->sector + prev->nsect && niov + r->nseg <= IOV_MAX;
+           r->sector == prev->sector + prev->nsect;
 }
 
-/* Full preadv / pwritev of @len bytes at @off (a regular file may return short at EOF). */
-static int rw_all(int fd, int write, struct iovec *iov, int niov, off_t off, size_t len)
+/*
+ * Every byte of @iov by preadv / pwritev at @off.  A call takes at most
+ * IOV_MAX iovecs (more is EINVAL: an indirect request may have 4096
+ * segments), and a regular file may transfer less than asked, so the
+ * offset and the iovec advance by what each call did.
+ */
+static int rw_all(int fd, int write, struct iovec *iov, int niov, off_t off)
 {
-    while (len > 0) {
-        ssize_t got = write ? pwritev(fd, iov, niov, off) : preadv(fd, iov, niov, off);
+    while (niov > 0) {
+        int cnt = niov < IOV_MAX ? niov : IOV_MAX;
+        ssize_t got = write ? pwritev(fd, iov, cnt, off) : preadv(fd, iov, cnt, off);
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0)
             return got < 0 ? -errno : -EIO;
-        len -= (size_t)got;
         off += got;
         while (niov > 0 && (size_t)got >= iov->iov_len) {
             got -= (ssize_t)iov->iov_len;
@@ -256,7 +264,7 @@ static void run_rw(struct bb_dev *d, unsigned i, unsigned j)
             len += sg->len;
         }
     }
-    int rc = rw_all(d->fd, write, d->iov, niov, (off_t)(d->reqs[i].sector * SECT), len);
+    int rc = rw_all(d->fd, write, d->iov, niov, (off_t)(d->reqs[i].sector * SECT));
     for (unsigned k = i; k < j; k++)
         if (rc < 0)
             d->reqs[k].status = PVBLK_RSP_ERROR;
@@ -291,14 +299,14 @@ static void run_disk(struct bb_dev *d, unsigned nreq)
 {
     for (unsigned i = 0; i < nreq;) {
         struct bb_req *r = &d->reqs[i];
-        unsigned j = i + 1, niov = r->nseg;
+        unsigned j = i + 1;
         if (r->status != PVBLK_RSP_OKAY) {
             i++;
             continue;
         }
         if (r->op == PVBLK_OP_READ || r->op == PVBLK_OP_WRITE) {
-            while (j < nreq && mergeable(&d->reqs[j - 1], &d->reqs[j], niov))
-                niov += d->reqs[j++].nseg;
+            while (j < nreq && mergeable(&d->reqs[j - 1], &d->reqs[j]))
+                j++;
             run_rw(d, i, j);
         } else if (r->op == PVBLK_OP_DISCARD) {
             run_discard(d, r);
@@ -311,6 +319,21 @@ static void run_disk(struct bb_dev *d, unsigned nreq)
 
 /* ---- responses ---------------------------------------------------------- */
 
+/*
+ * The response's operation: the request's, except that an INDIRECT request
+ * is answered with its indirect_op (READ / WRITE), as Linux's blkback does
+ * and Linux's blkfront (5.14 and later) requires: it compares the response
+ * with the operation it recorded, the inner one, and disables the disk on a
+ * mismatch.
+ */
+static uint8_t rsp_operation(const struct pvblk_request *raw)
+{
+    const struct pvblk_request_indirect *ir =
+        (const struct pvblk_request_indirect *)(const void *)raw;
+
+    return raw->operation == PVBLK_OP_INDIRECT ? ir->indirect_op : raw->operation;
+}
+
 static void respond(struct bb_dev *d, unsigned nreq)
 {
     for (unsigned i = 0; i < nreq; i++) {
@@ -319,7 +342,7 @@ static void respond(struct bb_dev *d, unsigned nreq)
         if (!rsp)
             return; /* broken meanwhile: the caller sees it */
         rsp->id = r->raw.id;
-        rsp->operation = r->raw.operation;
+        rsp->operation = rsp_operation(&r->raw);
         rsp->status = r->status;
         d->st.errors += r->status == PVBLK_RSP_ERROR;
         d->st.eopnotsupp += r->status == PVBLK_RSP_EOPNOTSUPP;

@@ -32,7 +32,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: blkback [--platform SPEC] [--type TYPE] [--max-ring-order N (0..4)]\n"
                "               [--max-indirect N (0..4096, 0 = none)] [--no-persistent]\n"
-               "               [--grants copy|map] [--verbose|-v] [--once] [--help]\n"
+               "               [--grants copy|map] [--spin-us N (0..1000, default 50)]\n"
+               "               [--verbose|-v] [--once] [--help]\n"
                "Serves every device under /local/domain/<own domid>/backend/TYPE/*/*\n"
                "(default TYPE vbd) from the image file in its `params` node.\n"
                "SIGTERM/SIGINT: exit (no close handshake: a restarted blkback re-attaches);\n"
@@ -58,7 +59,16 @@ struct cli {
     int once;
 };
 
-enum { OPT_PLATFORM = 256, OPT_TYPE, OPT_ORDER, OPT_INDIRECT, OPT_NOPERS, OPT_GRANTS, OPT_ONCE };
+enum {
+    OPT_PLATFORM = 256,
+    OPT_TYPE,
+    OPT_ORDER,
+    OPT_INDIRECT,
+    OPT_NOPERS,
+    OPT_GRANTS,
+    OPT_SPIN,
+    OPT_ONCE
+};
 
 static int parse_one(struct cli *c, int opt, const char *arg)
 {
@@ -81,6 +91,8 @@ static int parse_one(struct cli *c, int opt, const char *arg)
             return -1;
         c->o.grants = strcmp(arg, "map") == 0 ? BLKBACK_GRANTS_MAP : BLKBACK_GRANTS_COPY;
         return 0;
+    case OPT_SPIN:
+        return parse_uint(arg, BLKBACK_MAX_SPIN_US, &c->o.spin_us);
     case 'v':
         c->o.verbose = 1;
         return 0;
@@ -102,6 +114,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
         { "max-indirect", required_argument, NULL, OPT_INDIRECT },
         { "no-persistent", no_argument, NULL, OPT_NOPERS },
         { "grants", required_argument, NULL, OPT_GRANTS },
+        { "spin-us", required_argument, NULL, OPT_SPIN },
         { "verbose", no_argument, NULL, 'v' },
         { "once", no_argument, NULL, OPT_ONCE },
         { "help", no_argument, NULL, 'h' },

@@ -13,8 +13,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "blkback.h"
+#include "fault_store.h"
 #include "itest.h"
 #include "tfront.h"
 
@@ -161,9 +164,13 @@ static void full_segs(struct tf_seg *segs, unsigned n, unsigned p0)
         segs[i] = (struct tf_seg){ p0 + i, 0, 7 };
 }
 
+/* An indirect WRITE of @n full pages at sector 8 (answered WRITE, checked by
+ * tf_call), then an indirect READ of them back. */
 static void indirect_roundtrip(struct tf *f, int img, unsigned n)
 {
     uint8_t *file = malloc((size_t)n * 4096);
+    struct pvblk_request r;
+    struct pvblk_response rsp;
 
     assert_non_null(file);
     for (unsigned i = 0; i < n; i++)
@@ -174,7 +181,14 @@ static void indirect_roundtrip(struct tf *f, int img, unsigned n)
         assert_memory_equal(file + (size_t)i * 4096, tf_page(f, i), 4096);
     for (unsigned i = 0; i < n; i++)
         memset(tf_page(f, i), 0, 4096);
-    assert_int_equal(tf_indirect(f, PVBLK_OP_READ, 8, n, 78), PVBLK_RSP_OKAY);
+    /* Answered with the inner operation, READ, not INDIRECT: Linux's
+     * blkfront disables the disk on "response has wrong operation". */
+    tf_build_indirect(f, &r, PVBLK_OP_READ, 8, n, 78);
+    tf_push(f, &r);
+    assert_int_equal(tf_pop(f, &rsp, TF_TIMEOUT_MS), 0);
+    assert_int_equal(rsp.id, 78);
+    assert_int_equal(rsp.operation, PVBLK_OP_READ);
+    assert_int_equal(rsp.status, PVBLK_RSP_OKAY);
     for (unsigned i = 0; i < n; i++)
         assert_memory_equal(file + (size_t)i * 4096, tf_page(f, i), 4096);
     free(file);
@@ -201,6 +215,60 @@ static void test_blkback_indirect_256_segments_map(void **state)
     (void)state;
     start_back((const char *[]){ "--grants", "map", NULL });
     indirect_roundtrip(start_dev(0, 51712, "w", 1, 0), 0, 256);
+}
+
+/*
+ * 4096 segments in one request (--max-indirect 4096): more than IOV_MAX
+ * (1024) iovecs, which one preadv / pwritev refuses with EINVAL, so the
+ * request used to get ERROR.  Pool pages repeat (segment i is page
+ * i % TF_POOL): the write is checked in the file, segment by segment; the
+ * read leaves in each page what its last segment read, which comes from the
+ * last 1024-segment chunk, so a chunk at a wrong offset shows.
+ */
+static void indirect_4096(int persistent)
+{
+    const unsigned n = 4096;
+    uint8_t *file = malloc((size_t)n * 4096 + 8 * 512);
+    struct pvblk_request r;
+    struct pvblk_response rsp;
+
+    assert_non_null(file);
+    start_back((const char *[]){ "--max-indirect", "4096", NULL });
+    tf_image(T.img[0], sizeof(T.img[0]), (uint64_t)n * 4096 + 8 * 512, 100);
+    struct tf *f = start_dev(0, 51712, "w", 0, persistent);
+    assert_int_equal(tf_back_node(f, "feature-max-indirect-segments"), 4096);
+    for (unsigned p = 0; p < TF_POOL; p++)
+        fill_page(f, p, 3000 + p);
+    assert_int_equal(tf_indirect(f, PVBLK_OP_WRITE, 8, n, 1), PVBLK_RSP_OKAY);
+    file_read(0, 8 * 512, file, (size_t)n * 4096);
+    for (unsigned i = 0; i < n; i++)
+        assert_memory_equal(file + (size_t)i * 4096, tf_page(f, i % TF_POOL), 4096);
+    /* The image ahead of the write is untouched. */
+    for (unsigned p = 0; p < TF_POOL; p++)
+        memset(tf_page(f, p), 0, 4096);
+    file_read(0, 0, file, (size_t)n * 4096 + 8 * 512);
+    for (size_t i = 0; i < 8 * 512; i++)
+        assert_int_equal(file[i], it_pattern(100, i));
+    tf_build_indirect(f, &r, PVBLK_OP_READ, 8, n, 2);
+    tf_push(f, &r);
+    assert_int_equal(tf_pop(f, &rsp, TF_TIMEOUT_MS), 0);
+    assert_int_equal(rsp.operation, PVBLK_OP_READ);
+    assert_int_equal(rsp.status, PVBLK_RSP_OKAY);
+    for (unsigned i = n - TF_POOL; i < n; i++)
+        assert_memory_equal(tf_page(f, i % TF_POOL), file + 8 * 512 + (size_t)i * 4096, 4096);
+    free(file);
+}
+
+static void test_blkback_indirect_4096_segments_beyond_iov_max_copy(void **state)
+{
+    (void)state;
+    indirect_4096(0);
+}
+
+static void test_blkback_indirect_4096_segments_beyond_iov_max_persistent(void **state)
+{
+    (void)state;
+    indirect_4096(1);
 }
 
 static void test_blkback_features_advertised(void **state)
@@ -240,6 +308,43 @@ static void test_blkback_flush_and_barrier(void **state)
     assert_int_equal(tf_rw(f, PVBLK_OP_WRITE_BARRIER, 40, &seg, 1, 11), PVBLK_RSP_OKAY);
     file_read(0, 40 * 512, file, 4096);
     assert_memory_equal(file, tf_page(f, 3), 4096);
+}
+
+/*
+ * A flush or barrier without segments moves no data, so its sector_number
+ * means nothing (Linux's blkfront may leave (sector_t)-1 there): OKAY
+ * whatever it says, and so for a discard of 0 sectors.  It used to be
+ * range-checked as [sector, sector + 0) and answered ERROR.
+ */
+static void test_blkback_empty_flush_any_sector(void **state)
+{
+    static const uint64_t sectors[] = { UINT64_MAX, IMG_SECTORS + 1, (uint64_t)1 << 63 };
+    struct pvblk_request r;
+    struct pvblk_request_discard *dr = (struct pvblk_request_discard *)(void *)&r;
+    struct tf_seg seg = { 3, 0, 7 };
+    uint64_t id = 1, h0, h1;
+
+    (void)state;
+    start_back(NULL);
+    struct tf *f = start_dev(0, 51712, "w", 0, 1);
+    h0 = tf_file_hash(T.img[0], NULL);
+    for (size_t i = 0; i < sizeof(sectors) / sizeof(sectors[0]); i++, id += 3) {
+        tf_build(f, &r, PVBLK_OP_FLUSH_DISKCACHE, sectors[i], NULL, 0, id);
+        assert_int_equal(tf_call(f, &r, id), PVBLK_RSP_OKAY);
+        tf_build(f, &r, PVBLK_OP_WRITE_BARRIER, sectors[i], NULL, 0, id + 1);
+        assert_int_equal(tf_call(f, &r, id + 1), PVBLK_RSP_OKAY);
+        memset(&r, 0, sizeof(r));
+        dr->operation = PVBLK_OP_DISCARD;
+        dr->id = id + 2;
+        dr->sector_number = sectors[i];
+        assert_int_equal(tf_call(f, &r, id + 2), PVBLK_RSP_OKAY);
+    }
+    h1 = tf_file_hash(T.img[0], NULL);
+    assert_true(h0 == h1);
+    /* With data, the range still counts. */
+    assert_int_equal(tf_rw(f, PVBLK_OP_WRITE_BARRIER, UINT64_MAX, &seg, 1, 100), PVBLK_RSP_ERROR);
+    assert_int_equal(tf_rw(f, PVBLK_OP_FLUSH_DISKCACHE, IMG_SECTORS, &seg, 1, 101),
+                     PVBLK_RSP_ERROR);
 }
 
 static void test_blkback_discard_zeroes_range_only(void **state)
@@ -289,7 +394,14 @@ static void test_blkback_readonly_refuses_writes(void **state)
     fill_page(f, 0, 3);
     assert_int_equal(tf_rw(f, PVBLK_OP_WRITE, 0, &seg, 1, 1), PVBLK_RSP_ERROR);
     assert_int_equal(tf_rw(f, PVBLK_OP_WRITE_BARRIER, 0, &seg, 1, 2), PVBLK_RSP_ERROR);
+    assert_int_equal(tf_rw(f, PVBLK_OP_FLUSH_DISKCACHE, 0, &seg, 1, 2), PVBLK_RSP_ERROR);
     assert_int_equal(tf_indirect(f, PVBLK_OP_WRITE, 0, 4, 3), PVBLK_RSP_ERROR);
+    /* Without data, a barrier is a flush: both allowed (the barrier used to
+     * be refused as a write). */
+    tf_build(f, &r, PVBLK_OP_FLUSH_DISKCACHE, 0, NULL, 0, 6);
+    assert_int_equal(tf_call(f, &r, 6), PVBLK_RSP_OKAY);
+    tf_build(f, &r, PVBLK_OP_WRITE_BARRIER, 0, NULL, 0, 7);
+    assert_int_equal(tf_call(f, &r, 7), PVBLK_RSP_OKAY);
     memset(&r, 0, sizeof(r));
     dr->operation = PVBLK_OP_DISCARD;
     dr->id = 4;
@@ -694,6 +806,217 @@ static void test_blkback_online_0_closes_device(void **state)
     check_serves(g, 1, 2);
 }
 
+/* online=0 closes the device; online=1 afterwards opens it again (InitWait):
+ * a frontend that starts over is served.  It used to stay closed. */
+static void test_blkback_online_1_after_0_reopens_device(void **state)
+{
+    char path[128];
+
+    (void)state;
+    start_back(NULL);
+    struct tf *f = start_dev(0, 51712, "w", 0, 1);
+    check_serves(f, 0, 1);
+    snprintf(path, sizeof(path), "/local/domain/0/backend/vbd/%u/51712/online", f->domid);
+    assert_int_equal(pvabi_store_write(tf_toolstack(), PVABI_STORE_TXN_NONE, path, "0"), 0);
+    assert_int_equal(tf_wait_back_state(f, PVABI_XENBUS_STATE_CLOSED, TF_TIMEOUT_MS), 0);
+    pvabi_xenbus_front_close(f->xf);
+    f->xf = NULL;
+    assert_int_equal(pvabi_store_write(tf_toolstack(), PVABI_STORE_TXN_NONE, path, "1"), 0);
+    assert_int_equal(tf_wait_back_state(f, PVABI_XENBUS_STATE_INITWAIT, TF_TIMEOUT_MS), 0);
+    assert_int_equal(tf_connect(f, 1, 0), 0);
+    check_serves(f, 0, 2);
+}
+
+/*
+ * max_persistent sizes the persistent cache's table (a power of two, twice
+ * it): an unbounded value made that computation wrap and loop forever at
+ * the first device.  Refused above BLKBACK_MAX_PERSISTENT, as is a spin
+ * above BLKBACK_MAX_SPIN_US.
+ */
+static void test_blkback_options_bounded(void **state)
+{
+    struct blkback_opts o;
+    struct blkback *b = NULL;
+
+    (void)state;
+    blkback_opts_default(&o);
+    o.max_persistent = UINT32_MAX;
+    assert_int_equal(blkback_create(tf_toolstack(), &o, &b), -EINVAL);
+    assert_null(b);
+    o.max_persistent = BLKBACK_MAX_PERSISTENT + 1;
+    assert_int_equal(blkback_create(tf_toolstack(), &o, &b), -EINVAL);
+    o.max_persistent = BLKBACK_MAX_PERSISTENT;
+    assert_int_equal(blkback_create(tf_toolstack(), &o, &b), 0);
+    blkback_destroy(b);
+    b = NULL;
+    o.spin_us = BLKBACK_MAX_SPIN_US + 1;
+    assert_int_equal(blkback_create(tf_toolstack(), &o, &b), -EINVAL);
+    o.spin_us = 0;
+    assert_int_equal(blkback_create(tf_toolstack(), &o, &b), 0);
+    blkback_destroy(b);
+}
+
+/* ---- a store listing that fails (blkback_faulty) --------------------------- */
+
+static void on_node(pvabi_ctx *ctx, const char *path, void *opaque)
+{
+    (void)ctx, (void)path, (void)opaque;
+}
+
+/* Waits (on a watch, with the timeout) until blkback_faulty failed @n listings. */
+static void wait_failures(uint32_t n)
+{
+    pvabi_ctx *ts = tf_toolstack();
+    pvabi_watch *w;
+    uint32_t v = 0;
+    struct timespec t0, t;
+    long waited = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(pvabi_store_watch(ts, FAULT_COUNT, on_node, NULL, &w), 0);
+    while ((pvabi_store_read_u32(ts, PVABI_STORE_TXN_NONE, FAULT_COUNT, &v) < 0 || v < n) &&
+           waited < TF_TIMEOUT_MS) {
+        pvabi_store_wait(ts, TF_TIMEOUT_MS - (int)waited);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        waited = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+    }
+    pvabi_store_unwatch(w);
+    assert_true(v >= n);
+}
+
+static void fail_listing(const char *path)
+{
+    pvabi_ctx *ts = tf_toolstack();
+
+    if (path)
+        assert_int_equal(pvabi_store_write(ts, PVABI_STORE_TXN_NONE, FAULT_PATH, path), 0);
+    else
+        assert_int_equal(pvabi_store_rm(ts, PVABI_STORE_TXN_NONE, FAULT_PATH), 0);
+}
+
+/*
+ * A rescan whose listing fails (the store's error, not the directory being
+ * absent) knows nothing about what exists: the devices are kept and the
+ * rescan is tried again.  It used to drop every device (or every device of
+ * the frontend whose listing failed) and not look again until the next
+ * store event.
+ */
+static void test_blkback_failed_listing_keeps_devices(void **state)
+{
+    char path[96];
+
+    (void)state;
+    tf_back_start_env(&T.bk, "BLKBACK_FAULTY", NULL);
+    struct tf *f = start_dev(0, 51712, "w", 0, 1);
+    check_serves(f, 0, 1);
+    /* The backend directory cannot be listed while a device is added. */
+    fail_listing("/local/domain/0/backend/vbd");
+    tf_image(T.img[1], sizeof(T.img[1]), IMG_BYTES, 101);
+    struct tf *g = &T.f[1];
+    tf_domain(g);
+    tf_add(g, 51728, T.img[1], "w");
+    wait_failures(1);
+    check_serves(f, 0, 2);
+    /* Listing works again: the retry finds the new device. */
+    fail_listing(NULL);
+    assert_int_equal(tf_connect(g, 0, 0), 0);
+    check_serves(g, 1, 3);
+    /* One frontend's directory cannot be listed while another device is added. */
+    uint32_t before = 0;
+    assert_int_equal(
+        pvabi_store_read_u32(tf_toolstack(), PVABI_STORE_TXN_NONE, FAULT_COUNT, &before), 0);
+    snprintf(path, sizeof(path), "/local/domain/0/backend/vbd/%u", g->domid);
+    fail_listing(path);
+    tf_image(T.img[2], sizeof(T.img[2]), IMG_BYTES, 102);
+    struct tf *h = &T.f[2];
+    tf_domain(h);
+    tf_add(h, 51712, T.img[2], "w");
+    wait_failures(before + 1);
+    assert_int_equal(tf_connect(h, 0, 1), 0);
+    check_serves(g, 1, 4);
+    check_serves(f, 0, 5);
+    check_serves(h, 2, 6);
+    fail_listing(NULL);
+    check_serves(g, 1, 7);
+}
+
+/* ---- killed while serving a long queue ------------------------------------ */
+
+#define KQ_REQS 180u /* 11 one-sector segments each: 1980 distinct (page, sector) */
+
+/* Unit u (segment j of request id: u = id * 11 + j) is sector u / TF_POOL of
+ * pool page u % TF_POOL, written to disk sector u: every sector of the
+ * queue carries different data. */
+static const uint8_t *kq_data(struct tf *f, unsigned u)
+{
+    return tf_page(f, u % TF_POOL) + (u / TF_POOL) * 512;
+}
+
+static void kq_check(struct tf *f, uint64_t id)
+{
+    uint8_t file[11 * 512];
+
+    file_read(0, id * 11 * 512, file, sizeof(file));
+    for (unsigned j = 0; j < 11; j++)
+        assert_memory_equal(file + j * 512, kq_data(f, (unsigned)id * 11 + j), 512);
+}
+
+/* Takes a response, checks it is the next id, OKAY, and in the image. */
+static void kq_answer(struct tf *f, const struct pvblk_response *rsp, uint64_t *next)
+{
+    assert_int_equal(rsp->id, *next);
+    assert_int_equal(rsp->operation, PVBLK_OP_WRITE);
+    assert_int_equal(rsp->status, PVBLK_RSP_OKAY);
+    kq_check(f, *next);
+    (*next)++;
+}
+
+/*
+ * SIGKILL while a long queue is being served (grant copy: tens of ms), after
+ * the first response: requests consumed but not answered, written but not
+ * published.  Every response seen before the kill is in the image already;
+ * the next blkback answers the rest, each id exactly once, in order.
+ */
+static void test_blkback_killed_mid_queue_answers_each_once(void **state)
+{
+    struct tf_seg segs[11];
+    struct pvblk_request r;
+    struct pvblk_response rsp;
+    uint64_t next = 0;
+
+    (void)state;
+    start_back(NULL);
+    struct tf *f = start_dev(0, 51712, "w", 4, 0);
+    for (unsigned p = 0; p < TF_POOL; p++)
+        fill_page(f, p, 4000 + p);
+    for (uint64_t id = 0; id < KQ_REQS; id++) {
+        for (unsigned j = 0; j < 11; j++) {
+            unsigned u = (unsigned)id * 11 + j;
+            segs[j] =
+                (struct tf_seg){ u % TF_POOL, (uint8_t)(u / TF_POOL), (uint8_t)(u / TF_POOL) };
+        }
+        tf_build(f, &r, PVBLK_OP_WRITE, id * 11, segs, 11, id);
+        *pvblk_front_next_req(&f->fr) = r;
+    }
+    if (pvblk_front_publish(&f->fr) == 1)
+        pvabi_evtchn_notify(f->ctx, f->port);
+    assert_int_equal(tf_pop(f, &rsp, TF_TIMEOUT_MS), 0);
+    assert_true(WIFSIGNALED(tf_back_stop(&T.bk, SIGKILL)));
+    kq_answer(f, &rsp, &next);
+    /* What was published before the kill (the dead never publishes again). */
+    while (tf_pop(f, &rsp, 0) == 0)
+        kq_answer(f, &rsp, &next);
+    print_message("answered before the kill: %llu of %u\n", (unsigned long long)next, KQ_REQS);
+    start_back(NULL);
+    while (next < KQ_REQS) {
+        assert_int_equal(tf_pop(f, &rsp, TF_TIMEOUT_MS), 0);
+        kq_answer(f, &rsp, &next);
+    }
+    /* Nothing answered twice: the next response is the next request's. */
+    check_serves(f, 0, 1000);
+    assert_int_equal(tf_pop(f, &rsp, 0), -ETIMEDOUT);
+}
+
 /* --once: the frontend's close handshake of the last device ends the daemon (exit 0). */
 static void test_blkback_once_exits_after_last_close(void **state)
 {
@@ -724,8 +1047,11 @@ int main(void)
         BB_TEST(test_blkback_indirect_256_segments_copy),
         BB_TEST(test_blkback_indirect_256_segments_persistent),
         BB_TEST(test_blkback_indirect_256_segments_map),
+        BB_TEST(test_blkback_indirect_4096_segments_beyond_iov_max_copy),
+        BB_TEST(test_blkback_indirect_4096_segments_beyond_iov_max_persistent),
         BB_TEST(test_blkback_features_advertised),
         BB_TEST(test_blkback_flush_and_barrier),
+        BB_TEST(test_blkback_empty_flush_any_sector),
         BB_TEST(test_blkback_discard_zeroes_range_only),
         BB_TEST(test_blkback_readonly_refuses_writes),
         BB_TEST(test_blkback_hostile_requests_copy),
@@ -741,6 +1067,10 @@ int main(void)
         BB_TEST(test_blkback_killed_restarted_answers_once),
         BB_TEST(test_blkback_online_0_closes_device),
         BB_TEST(test_blkback_once_exits_after_last_close),
+        BB_TEST(test_blkback_online_1_after_0_reopens_device),
+        BB_TEST(test_blkback_options_bounded),
+        BB_TEST(test_blkback_failed_listing_keeps_devices),
+        BB_TEST(test_blkback_killed_mid_queue_answers_each_once),
     };
     return it_run_tests("examples-blkback", tests);
 }

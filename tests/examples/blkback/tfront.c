@@ -44,12 +44,17 @@ void tf_toolstack_close(void)
 
 void tf_back_start(struct tf_back *b, const char *const *args)
 {
-    const char *exe = getenv("BLKBACK");
+    tf_back_start_env(b, "BLKBACK", args);
+}
+
+void tf_back_start_env(struct tf_back *b, const char *var, const char *const *args)
+{
+    const char *exe = getenv(var);
     const char *argv[16] = { exe, "--platform", "local" };
     unsigned n = 3;
 
     if (!exe || !*exe)
-        it_fail("BLKBACK is not set: the path of the blkback daemon under test");
+        it_fail("%s is not set: the path of the blkback daemon under test", var);
     for (; args && *args && n < 15; args++)
         argv[n++] = *args;
     argv[n] = NULL;
@@ -278,6 +283,14 @@ void tf_build(struct tf *f, struct pvblk_request *r, uint8_t op, uint64_t sector
             (struct pvblk_segment){ tf_gref(f, segs[i].page), segs[i].first, segs[i].last, { 0 } };
 }
 
+uint8_t tf_rsp_operation(const struct pvblk_request *req)
+{
+    struct pvblk_request_indirect ir;
+
+    memcpy(&ir, req, sizeof(ir));
+    return req->operation == PVBLK_OP_INDIRECT ? ir.indirect_op : req->operation;
+}
+
 int tf_call(struct tf *f, const struct pvblk_request *req, uint64_t id)
 {
     struct pvblk_response rsp;
@@ -287,9 +300,10 @@ int tf_call(struct tf *f, const struct pvblk_request *req, uint64_t id)
     rc = tf_pop(f, &rsp, TF_TIMEOUT_MS);
     if (rc < 0)
         it_fail("no response to request %llu: %s", (unsigned long long)id, strerror(-rc));
-    if (rsp.id != id || rsp.operation != req->operation)
-        it_fail("response id %llu op %u for request %llu op %u", (unsigned long long)rsp.id,
-                rsp.operation, (unsigned long long)id, req->operation);
+    if (rsp.id != id || rsp.operation != tf_rsp_operation(req))
+        it_fail("response id %llu op %u for request %llu op %u (expected op %u)",
+                (unsigned long long)rsp.id, rsp.operation, (unsigned long long)id, req->operation,
+                tf_rsp_operation(req));
     return rsp.status;
 }
 
@@ -302,13 +316,13 @@ int tf_rw(struct tf *f, uint8_t op, uint64_t sector, const struct tf_seg *segs, 
     return tf_call(f, &r, id);
 }
 
-int tf_indirect(struct tf *f, uint8_t op, uint64_t sector, unsigned n, uint64_t id)
+void tf_build_indirect(struct tf *f, struct pvblk_request *r, uint8_t op, uint64_t sector,
+                       unsigned n, uint64_t id)
 {
-    struct pvblk_request r;
-    struct pvblk_request_indirect *ir = (struct pvblk_request_indirect *)(void *)&r;
+    struct pvblk_request_indirect *ir = (struct pvblk_request_indirect *)(void *)r;
     struct pvblk_segment *d = pvabi_grant_addr(f->ind);
 
-    memset(&r, 0, sizeof(r));
+    memset(r, 0, sizeof(*r));
     ir->operation = PVBLK_OP_INDIRECT;
     ir->indirect_op = op;
     ir->nr_segments = (uint16_t)n;
@@ -319,6 +333,13 @@ int tf_indirect(struct tf *f, uint8_t op, uint64_t sector, unsigned n, uint64_t 
         d[i] = (struct pvblk_segment){ tf_gref(f, i % TF_POOL), 0, 7, { 0 } };
     for (unsigned p = 0; p < 8; p++)
         ir->indirect_grefs[p] = pvabi_grant_ref(f->ind, p);
+}
+
+int tf_indirect(struct tf *f, uint8_t op, uint64_t sector, unsigned n, uint64_t id)
+{
+    struct pvblk_request r;
+
+    tf_build_indirect(f, &r, op, sector, n, id);
     return tf_call(f, &r, id);
 }
 

@@ -54,6 +54,8 @@ void tf_toolstack_close(void);
 
 /* Starts $BLKBACK as domain 0 with @args (NULL-terminated, may be NULL). */
 void tf_back_start(struct tf_back *b, const char *const *args);
+/* The same with the daemon named by environment variable @var. */
+void tf_back_start_env(struct tf_back *b, const char *var, const char *const *args);
 /* SIGTERM (clean) or SIGKILL; reaps; returns the wait status. */
 int tf_back_stop(struct tf_back *b, int sig);
 /* Whether the daemon is still running. */
@@ -92,7 +94,14 @@ void tf_build(struct tf *f, struct pvblk_request *r, uint8_t op, uint64_t sector
 /* An INDIRECT request of @n segments (full pages of pool pages 0..n-1 mod TF_POOL,
  * consecutive sectors); returns the status. */
 int tf_indirect(struct tf *f, uint8_t op, uint64_t sector, unsigned n, uint64_t id);
-/* Submit and wait one request. */
+/* Builds (not pushes) what tf_indirect() sends. */
+void tf_build_indirect(struct tf *f, struct pvblk_request *r, uint8_t op, uint64_t sector,
+                       unsigned n, uint64_t id);
+/* The operation a response to @req must carry: its indirect_op for an
+ * INDIRECT request (what Linux's blkfront checks), else its operation. */
+uint8_t tf_rsp_operation(const struct pvblk_request *req);
+/* Submit and wait one request; fails the test unless the response has @id and
+ * tf_rsp_operation(@req).  Returns the status. */
 int tf_call(struct tf *f, const struct pvblk_request *req, uint64_t id);
 
 /* Files: a temporary image of @bytes filled with a pattern; its hash. */
