@@ -168,7 +168,13 @@ static void attach(struct cb_con *c)
     }
     set_state(c, PVABI_XENBUS_STATE_CONNECTED, 1); /* rewritten even if it says so */
     cb_log(c, "Connected (ring-ref %u, port %u)%s%s", ref, port, c->pty[0] ? ", pty " : "", c->pty);
-    pvabi_evtchn_notify(c->cb->ctx, c->port); /* input may be waiting in the ring */
+    /* Linux's hvc_xen lets the guest write as soon as it has published the
+     * page, before we are bound: the ring may already be full, and its
+     * events went nowhere.  Drain it now instead of waiting for an event
+     * that a writer blocked on a full ring will not send; the notify then
+     * tells it there is room (and that input may be waiting). */
+    if (cb_io_pump(c) == 0)
+        pvabi_evtchn_notify(c->cb->ctx, c->port);
 }
 
 static int online(struct cb_con *c)
