@@ -153,8 +153,10 @@ class TestUsage(unittest.TestCase):
              ['help', 'hv', 'start'], ['info', '--help'], ['list', '--help'],
              ['channels', '--help'], ['grants', '--help'], ['store', '--help'],
              ['hv', '--help'], ['hv', 'start', '--help'], ['hv', 'stop', '--help'],
-             ['hv', 'status', '--help']] + \
-        [['store', s, '--help'] for s in ('ls', 'read', 'write', 'rm', 'watch')]
+             ['hv', 'status', '--help'], ['device', '--help'], ['help', 'device', 'add'],
+             ['block-attach', '--help'], ['block-detach', '--help']] + \
+        [['store', s, '--help'] for s in ('ls', 'read', 'write', 'rm', 'watch')] + \
+        [['device', s, '--help'] for s in ('add', 'rm', 'ls')]
 
     def test_help_everywhere(self):
         for args in self.HELPS:
@@ -174,7 +176,17 @@ class TestUsage(unittest.TestCase):
                      ['store', 'watch', '/a', '--count', '0'], ['store', 'watch', '--count'],
                      ['store', 'watch', '--timeout', 'soon', '/a'], ['hv'],
                      ['hv', 'start', '--daemon'], ['hv', 'stop', 'extra'], ['help', 'bogus'],
-                     ['channels', '99999'], ['grants', 'x']]:
+                     ['channels', '99999'], ['grants', 'x'], ['device'], ['device', 'frob'],
+                     ['device', 'add', 'vbd', '1'], ['device', 'add', 'v/bd', '1', '2'],
+                     ['device', 'add', 'vbd', 'x', '2'], ['device', 'add', 'vbd', '1', '-2'],
+                     ['device', 'add', 'vbd', '1', '2', '--back', 'novalue'],
+                     ['device', 'add', 'vbd', '1', '2', '--front', 'a/b=c'],
+                     ['device', 'add', 'vbd', '1', '2', '--backend', '32752'],
+                     ['device', 'rm', 'vbd', '1'], ['device', 'ls', '1', '2'],
+                     ['block-attach', '1'], ['block-attach', '1', 'img', '--vdev', 'xvdb1'],
+                     ['block-attach', '1', 'img', '--vdev', 'hda'], ['block-detach', '1'],
+                     ['block-detach', '1', 'xvdb', '--timeout', 'x'],
+                     ['block-detach', '1', 'sda']]:
             with self.subTest(args=args):
                 r = run(args, expect=2)
                 self.assertEqual(r.out, '')
@@ -518,6 +530,138 @@ class TestChannelsGrants(DaemonCase):
     def test_hv_start_twice(self):
         r = run(['hv', 'start', '--socket', self.sock], expect=1)
         self.assertRegex(r.err, r'already running: pid \d+ answers on ')
+
+
+class TestDevice(DaemonCase):
+    """The toolstack step: device add/rm/ls, block-attach/-detach."""
+
+    def json(self, *args):
+        return json.loads(self.cli('--json', *args).out)
+
+    def tree(self, path):
+        return self.json('store', 'ls', path)
+
+    def test_add_ls_rm(self):
+        self.assertEqual(self.json('device', 'add', 'vif', '7', '3', '--back', 'mac=00:16:3e:0:0:1',
+                                   '--back', 'bridge=xenbr0', '--front', 'mac=00:16:3e:0:0:1'),
+                         {'frontend': '/local/domain/7/device/vif/3',
+                          'backend': '/local/domain/0/backend/vif/7/3'})
+        self.assertEqual(self.tree('/local/domain/7/device/vif/3'), {
+            '/local/domain/7/device/vif/3/backend': '/local/domain/0/backend/vif/7/3',
+            '/local/domain/7/device/vif/3/backend-id': '0',
+            '/local/domain/7/device/vif/3/state': '1',
+            '/local/domain/7/device/vif/3/mac': '00:16:3e:0:0:1'})
+        self.assertEqual(self.tree('/local/domain/0/backend/vif/7/3'), {
+            '/local/domain/0/backend/vif/7/3/frontend': '/local/domain/7/device/vif/3',
+            '/local/domain/0/backend/vif/7/3/frontend-id': '7',
+            '/local/domain/0/backend/vif/7/3/online': '1',
+            '/local/domain/0/backend/vif/7/3/state': '1',
+            '/local/domain/0/backend/vif/7/3/mac': '00:16:3e:0:0:1',
+            '/local/domain/0/backend/vif/7/3/bridge': 'xenbr0'})
+        # The owner and the readers are the two domains (Xen's perms).
+        self.assertEqual(self.json('device', 'ls', '7'), [{
+            'type': 'vif', 'frontend': 7, 'devid': 3, 'backend': 0, 'frontend_state': 1,
+            'backend_state': 1, 'frontend_path': '/local/domain/7/device/vif/3',
+            'backend_path': '/local/domain/0/backend/vif/7/3'}])
+        self.cli('store', 'write', '/local/domain/0/backend/vif/7/3/state', '4')
+        out = self.cli('device', 'ls').out
+        self.assertIn('Type  Frontend  Devid  Backend  Front-state   Back-state\n', out)
+        self.assertIn('vif          7      3        0  Initialising  Connected\n', out)
+        # A frontend gone (its domain's directory removed): the backend is still listed.
+        self.cli('store', 'rm', '/local/domain/7/device')
+        self.assertIn('vif          7      3        0  -            Connected\n',
+                      self.cli('device', 'ls').out)
+        self.assertEqual(self.json('device', 'rm', 'vif', '7', '3'),
+                         {'removed': ['/local/domain/7/device/vif/3',
+                                      '/local/domain/0/backend/vif/7/3']})
+        self.assertEqual(self.json('device', 'ls', '7'), [])
+        self.cli('device', 'rm', 'vif', '7', '3')  # not there: no error
+        self.assertEqual(self.cli('device', 'ls', '7').out,
+                         'Type  Frontend  Devid  Backend  Front-state  Back-state\n')
+
+    def test_backend_domain(self):
+        self.cli('device', 'add', 'console', '9', '1', '--backend', '4')
+        self.assertEqual(self.cli('store', 'read', '/local/domain/9/device/console/1/backend',
+                                  '/local/domain/4/backend/console/9/1/frontend-id').out,
+                         '/local/domain/4/backend/console/9/1\n9\n')
+        self.cli('device', 'rm', 'console', '9', '1', '--backend', '4')
+        self.cli('store', 'read', '/local/domain/9/device/console/1/state', expect=1)
+
+    def vbd(self, fe, devid):
+        back = self.tree(f'/local/domain/0/backend/vbd/{fe}/{devid}')
+        front = self.tree(f'/local/domain/{fe}/device/vbd/{devid}')
+        strip = lambda t: {k.rsplit('/', 1)[1]: v for k, v in t.items()}
+        return strip(front), strip(back)
+
+    def test_block_attach_detach(self):
+        img = os.path.join(self.dir, 'disk.img')
+        with open(img, 'wb') as f:
+            f.truncate(1 << 20)
+        r = self.cli('block-attach', '5', os.path.relpath(img), '--vdev', 'xvdb')
+        self.assertEqual(r.out, 'xvdb 51728\n')
+        front, back = self.vbd(5, 51728)
+        self.assertEqual(front, {'backend': '/local/domain/0/backend/vbd/5/51728',
+                                 'backend-id': '0', 'state': '1', 'virtual-device': '51728',
+                                 'device-type': 'disk'})
+        self.assertEqual(back, {'frontend': '/local/domain/5/device/vbd/51728',
+                                'frontend-id': '5', 'online': '1', 'state': '1',
+                                'params': os.path.realpath(img), 'mode': 'w', 'type': 'file',
+                                'dev': 'xvdb', 'removable': '0', 'bootable': '1'})
+        # Default vdev: the first free one; --ro; a numeric vdev; xl's numbering.
+        self.assertEqual(self.cli('block-attach', '5', img, '--ro').out, 'xvda 51712\n')
+        self.assertEqual(self.vbd(5, 51712)[1]['mode'], 'r')
+        self.assertEqual(self.json('block-attach', '5', img, '--vdev', '51792'),
+                         {'vdev': 'xvdf', 'devid': 51792,
+                          'frontend': '/local/domain/5/device/vbd/51792',
+                          'backend': '/local/domain/0/backend/vbd/5/51792'})
+        self.assertEqual(self.cli('block-attach', '5', img, '--vdev', 'xvdp').out, 'xvdp 51952\n')
+        self.assertEqual(self.cli('block-attach', '5', img, '--vdev', 'xvdq').out,
+                         f'xvdq {(1 << 28) | (16 << 8)}\n')
+        r = self.cli('block-attach', '5', os.path.join(self.dir, 'missing.img'), expect=1)
+        self.assertRegex(r.err, r'pvabi: block-attach: .*missing.img: No such file')
+        # Detach of a frontend that never connected: at once.
+        self.assertEqual(self.json('block-detach', '5', 'xvda'),
+                         {'removed': ['/local/domain/5/device/vbd/51712',
+                                      '/local/domain/0/backend/vbd/5/51712']})
+        self.cli('store', 'read', '/local/domain/0/backend/vbd/5/51712/state', expect=1)
+        r = self.cli('block-detach', '5', 'xvda', expect=1)
+        self.assertIn('pvabi: block-detach: domain 5 has no vbd xvda', r.err)
+        for vdev in ('51792', 'xvdp', 'xvdq'):
+            self.cli('block-detach', '5', vdev)
+        self.assertEqual([d['devid'] for d in self.json('device', 'ls', '5')], [51728])
+
+    def test_block_detach_waits_for_the_close(self):
+        img = os.path.join(self.dir, 'disk2.img')
+        open(img, 'wb').close()
+        self.cli('block-attach', '6', img, '--vdev', 'xvdc')
+        be, fe = '/local/domain/0/backend/vbd/6/51744', '/local/domain/6/device/vbd/51744'
+        self.cli('store', 'write', be + '/state', '4', fe + '/state', '4')
+        # Connected ends that do not close: the timeout, nothing removed.
+        r = self.cli('block-detach', '6', 'xvdc', '--timeout', '0.2', expect=1)
+        self.assertIn('waiting for the backend to close', r.err)
+        self.assertEqual(self.cli('store', 'read', be + '/online', fe + '/state').out, '0\n4\n')
+        self.cli('store', 'write', be + '/online', '1')
+        # The backend closes when asked (online = 0): then both go.
+        watch = subprocess.Popen([PVABI, '--platform', self.platform, 'store', 'watch',
+                                  '--count', '2', '--timeout', str(TIMEOUT), be + '/online'],
+                                 stdout=subprocess.PIPE, env=ENV, text=True)
+        self.addCleanup(watch.wait)
+        self.assertEqual(watch.stdout.readline().split()[0], be + '/online')  # registered
+        detach = subprocess.Popen([PVABI, '--platform', self.platform, 'block-detach', '6',
+                                   'xvdc', '--timeout', str(TIMEOUT)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+        self.assertEqual(watch.stdout.readline().split()[0], be + '/online')  # online = 0
+        watch.stdout.close()
+        self.assertEqual(self.cli('store', 'read', be + '/online').out, '0\n')
+        self.cli('store', 'write', be + '/state', '6')
+        out, err = detach.communicate(timeout=TIMEOUT)
+        self.assertEqual((detach.returncode, out, err), (0, b'', b''))
+        self.assertEqual(self.json('device', 'ls', '6'), [])
+        # --force: no asking.
+        self.cli('block-attach', '6', img, '--vdev', 'xvdc')
+        self.cli('store', 'write', be + '/state', '4', fe + '/state', '4')
+        self.cli('block-detach', '6', 'xvdc', '--force')
+        self.assertEqual(self.json('device', 'ls', '6'), [])
 
 
 def main():

@@ -22,7 +22,8 @@ copy_lib_closure() {
     done
 }
 
-# The domU's initramfs: busybox, Xen's device and network modules, the
+# The domU's initramfs: busybox, Xen's device, network and block frontend
+# modules (hvc_xen, the console, is built into Debian's kernel), the
 # payload's programs with every library they load.
 make_domu_initrd() {
     local img=$1 dir=$work/domu-root b
@@ -30,7 +31,8 @@ make_domu_initrd() {
         "$dir/sys" "$dir/dev"
     cp "$img/busybox" "$dir/bin/busybox"
     cp "$XEN_SCRIPTS/domu-init" "$dir/init"
-    xen_copy_modules "$img" "$dir" xen_evtchn xen_gntdev xen_gntalloc xen_privcmd xen_netfront
+    xen_copy_modules "$img" "$dir" xen_evtchn xen_gntdev xen_gntalloc xen_privcmd xen_netfront \
+        xen_blkfront
     for b in "${bins[@]}"; do
         cp "$b" "$dir/usr/local/bin/"
         copy_lib_closure "$b" "$dir/usr/local/lib"

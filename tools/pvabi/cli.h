@@ -92,8 +92,10 @@ struct cli_cmd {
 
 extern const struct cli_cmd cli_store_cmds[];
 extern const struct cli_cmd cli_hv_cmds[];
+extern const struct cli_cmd cli_device_cmds[];
 
 cli_run_fn cli_info, cli_list, cli_channels, cli_grants, cli_store_watch;
+cli_run_fn cli_block_attach, cli_block_detach;
 
 /* ---- the tool's state and shared helpers (util.c) ------------------------- */
 

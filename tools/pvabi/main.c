@@ -84,6 +84,51 @@ static const struct cli_cmd commands[] = {
         .sub = cli_hv_cmds,
     },
     {
+        .name = "device",
+        .path = "device",
+        .args = "add|rm|ls ...",
+        .summary = "Create, remove and list split devices (the toolstack step).",
+        .help = "A device is two store directories: the frontend's\n"
+                "/local/domain/FRONTEND/device/TYPE/DEVID and the backend's\n"
+                "/local/domain/BACKEND/backend/TYPE/FRONTEND/DEVID (docs/xenbus.md).\n",
+        .sub = cli_device_cmds,
+    },
+    {
+        .name = "block-attach",
+        .path = "block-attach",
+        .args = "FRONTEND IMAGE [--vdev xvdX|DEVID] [--ro] [--backend DOMID]",
+        .summary = "Give a domain a disk image (a vbd), as `xl block-attach`.",
+        .help = "Backend nodes: params = IMAGE's absolute path, mode = w (r with --ro),\n"
+                "type = file, dev = the vdev's name, removable = 0, bootable = 1; frontend\n"
+                "nodes: virtual-device = DEVID, device-type = disk.  A vbd backend (pvabi's\n"
+                "blkback) serves it; a Linux domU's blkfront shows it as /dev/xvdX.\n"
+                "  --vdev xvdX|DEVID  the virtual device: xvda..xvdp are 51712 + 16 * index\n"
+                "                     (xl's numbering), xvdq..xvdz 1<<28 | index<<8;\n"
+                "                     default: the first xvd the frontend does not have\n"
+                "  --ro               read-only (mode r)\n"
+                "  --backend DOMID    the backend's domain (default: this one)\n"
+                "IMAGE must exist when the backend is this domain.  Prints \"VDEV DEVID\".\n"
+                "--json: {\"vdev\", \"devid\", \"frontend\": PATH, \"backend\": PATH}.\n",
+        .run = cli_block_attach,
+    },
+    {
+        .name = "block-detach",
+        .path = "block-detach",
+        .args = "FRONTEND VDEV [--backend DOMID] [--timeout SECONDS] [--force]",
+        .summary = "Take a disk away from a domain, as `xl block-detach`.",
+        .help = "Asks the backend to close (online = 0 in its directory: it runs the close\n"
+                "handshake with the frontend), waits until either end is Closed or gone,\n"
+                "then removes both directories.  A frontend that is not connected (its\n"
+                "domain gone, say) is removed at once.  VDEV: xvdX or a device id.\n"
+                "  --backend DOMID    the backend's domain (default: the frontend's\n"
+                "                     backend-id node, else this domain)\n"
+                "  --timeout SECONDS  how long to wait for the close (default 10; then\n"
+                "                     exit 1, nothing removed)\n"
+                "  --force            remove at once, without asking the backend\n"
+                "--json: {\"removed\": [FRONTEND-PATH, BACKEND-PATH]}.\n",
+        .run = cli_block_detach,
+    },
+    {
         .name = "help",
         .path = "help",
         .args = "[COMMAND [SUBCOMMAND]]",
@@ -107,7 +152,7 @@ static void main_help(FILE *f)
           "Inspect and manage a Xen host or pvabi's embedded hypervisor.\n\nCommands:\n",
           f);
     for (const struct cli_cmd *c = commands; c->name; c++)
-        fprintf(f, "  %-9s %s\n", c->name, c->summary);
+        fprintf(f, "  %-12s %s\n", c->name, c->summary);
     fputs("\nOptions:\n"
           "  --platform SPEC  xen, local or local:SOCKET, as pvabi_open(); default:\n"
           "                   $PVABI_PLATFORM, else xen when /dev/xen/privcmd opens, else local\n"
