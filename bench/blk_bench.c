@@ -87,13 +87,18 @@ static void backend_main(void)
     struct blkback_opts o;
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed benchmark */
     setenv("PVABI_LOCAL_DOMID", "0", 1);
-    if (pvabi_open(&ctx, "local") < 0)
+    int rc = pvabi_open(&ctx, "local");
+    if (rc < 0) {
+        fprintf(stderr, "blk_bench backend: pvabi_open as domain 0: %s\n", strerror(-rc));
         _exit(1);
+    }
     blkback_opts_default(&o);
-    if (blkback_create(ctx, &o, &backend_core) < 0)
+    if ((rc = blkback_create(ctx, &o, &backend_core)) < 0) {
+        fprintf(stderr, "blk_bench backend: blkback_create: %s\n", strerror(-rc));
         _exit(1);
+    }
     signal(SIGTERM, on_term);
-    int rc = blkback_run(backend_core, -1);
+    rc = blkback_run(backend_core, -1);
     blkback_destroy(backend_core);
     pvabi_close(ctx);
     _exit(rc < 0);

@@ -288,20 +288,21 @@ static ssize_t all_result(size_t done, ssize_t err)
     return done > 0 ? (ssize_t)done : err;
 }
 
-PVABI_EXPORT ssize_t pvabi_stream_write_all(pvabi_stream *s, const void *buf, size_t len,
-                                            int timeout_ms)
+/* The loop of write_all (@writing) and read_all: move bytes while they
+ * go, sleep on the stream when they do not, stop at the deadline. */
+static ssize_t transfer_all(pvabi_stream *s, unsigned char *p, size_t len, int timeout_ms,
+                            bool writing)
 {
-    STREAM_KEEP_ERRNO;
-    const unsigned char *p = buf;
     int64_t deadline;
     size_t done = 0;
     ssize_t n;
 
-    if (!s || (!buf && len > 0) || timeout_ms < 0 || len > SSIZE_MAX)
+    if (!s || (!p && len > 0) || timeout_ms < 0 || len > SSIZE_MAX)
         return -EINVAL;
     deadline = pvabi__now_ms() + timeout_ms;
     while (done < len) {
-        n = pvabi_stream_write(s, p + done, len - done);
+        n = writing ? pvabi_stream_write(s, p + done, len - done)
+                    : pvabi_stream_read(s, p + done, len - done);
         if (n > 0) {
             done += (size_t)n;
             /* A peer that keeps up in small steps must not keep us past
@@ -311,40 +312,25 @@ PVABI_EXPORT ssize_t pvabi_stream_write_all(pvabi_stream *s, const void *buf, si
             continue;
         }
         if (n != -EAGAIN)
-            return all_result(done, n);
-        n = pvabi_stream_wait(s, PVABI_STREAM_OUT, pvabi__ms_left(deadline));
+            return all_result(done, n); /* read: 0 is the end of the stream */
+        n = pvabi_stream_wait(s, writing ? PVABI_STREAM_OUT : PVABI_STREAM_IN,
+                              pvabi__ms_left(deadline));
         if (n <= 0)
             return all_result(done, n == 0 ? -ETIMEDOUT : n);
     }
     return (ssize_t)done;
 }
 
+PVABI_EXPORT ssize_t pvabi_stream_write_all(pvabi_stream *s, const void *buf, size_t len,
+                                            int timeout_ms)
+{
+    STREAM_KEEP_ERRNO;
+    /* Only written from: the cast lets one loop serve both directions. */
+    return transfer_all(s, (unsigned char *)(uintptr_t)buf, len, timeout_ms, true);
+}
+
 PVABI_EXPORT ssize_t pvabi_stream_read_all(pvabi_stream *s, void *buf, size_t len, int timeout_ms)
 {
     STREAM_KEEP_ERRNO;
-    unsigned char *p = buf;
-    int64_t deadline;
-    size_t done = 0;
-    ssize_t n;
-
-    if (!s || (!buf && len > 0) || timeout_ms < 0 || len > SSIZE_MAX)
-        return -EINVAL;
-    deadline = pvabi__now_ms() + timeout_ms;
-    while (done < len) {
-        n = pvabi_stream_read(s, p + done, len - done);
-        if (n > 0) {
-            done += (size_t)n;
-            /* A peer that keeps up in small steps must not keep us past
-             * the deadline: look at it after every step. */
-            if (done < len && pvabi__ms_left(deadline) == 0)
-                return (ssize_t)done;
-            continue;
-        }
-        if (n != -EAGAIN)
-            return all_result(done, n); /* 0: the end of the stream */
-        n = pvabi_stream_wait(s, PVABI_STREAM_IN, pvabi__ms_left(deadline));
-        if (n <= 0)
-            return all_result(done, n == 0 ? -ETIMEDOUT : n);
-    }
-    return (ssize_t)done;
+    return transfer_all(s, buf, len, timeout_ms, false);
 }

@@ -23,22 +23,32 @@ static pvabi_ctx *toolstack(void)
     return ts;
 }
 
-/* utime + stime of @pid, in ns, from /proc. */
-static uint64_t proc_cpu_ns(pid_t pid)
+/* /proc/PID/stat of @pid into @buf; returns the text after the command
+ * name, which starts with " STATE ". */
+static const char *proc_stat(pid_t pid, char *buf, size_t size)
 {
-    char path[64], buf[1024], *p;
-    unsigned long ut = 0, st = 0;
+    char path[64], *p;
     FILE *f;
 
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     f = fopen(path, "r");
     assert_non_null(f);
-    assert_non_null(fgets(buf, sizeof(buf), f));
+    assert_non_null(fgets(buf, (int)size, f));
     fclose(f);
     p = strrchr(buf, ')');
     assert_non_null(p);
+    return p + 1;
+}
+
+/* utime + stime of @pid, in ns, from /proc. */
+static uint64_t proc_cpu_ns(pid_t pid)
+{
+    char buf[1024];
+    unsigned long ut = 0, st = 0;
+
     /* fields 14 and 15, counted from the state (field 3) after the name */
-    assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st),
+    assert_int_equal(sscanf(proc_stat(pid, buf, sizeof(buf)) + 1,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st),
                      2);
     return (uint64_t)(ut + st) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
 }
@@ -46,17 +56,9 @@ static uint64_t proc_cpu_ns(pid_t pid)
 /* The scheduler state letter of @pid (R, S, D, ...). */
 static char proc_state(pid_t pid)
 {
-    char path[64], buf[1024], *p;
-    FILE *f;
+    char buf[1024];
 
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    assert_non_null(fgets(buf, sizeof(buf), f));
-    fclose(f);
-    p = strrchr(buf, ')');
-    assert_non_null(p);
-    return p[2];
+    return proc_stat(pid, buf, sizeof(buf))[1];
 }
 
 /* The entry of @domid in a full list from @ts, or fails. */
