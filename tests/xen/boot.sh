@@ -47,11 +47,11 @@ make_stage1() {
 # Sets qemu_cmd to the QEMU command line.
 qemu_command() {
     local img=$1 work=$2 serial=$3
-    local append="console=com1 com1=115200 dom0_mem=1024M,max:1024M smap=0 smep=0 loglvl=all guest_loglvl=all"
+    local append="console=com1 com1=115200 dom0_mem=1024M,max:1024M smap=0 smep=0 loglvl=all guest_loglvl=all ${PVABI_XEN_CMDLINE_EXTRA:-}"
     local drives=(-drive "file=$img/rootfs.ext4,if=virtio,format=raw,snapshot=on")
     [ -f "$work/payload.tar" ] && drives+=(-drive "file=$work/payload.tar,if=virtio,format=raw,readonly=on")
     [ -f "$work/out.img" ] && drives+=(-drive "file=$work/out.img,if=virtio,format=raw")
-    qemu_cmd=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 3072 -no-reboot \
+    qemu_cmd=(qemu-system-x86_64 -accel "${PVABI_XEN_ACCEL:-tcg,thread=multi}" -cpu "${PVABI_XEN_CPU:-max}" -smp 2 -m 3072 -no-reboot \
         -display none -nodefaults -net none -serial "$serial" \
         -kernel "$img/xen" -append "$append" \
         -initrd "$img/vmlinuz console=hvc0 earlyprintk=xen pvabi.mode=$mode,$work/stage1.cpio" \

@@ -8,6 +8,9 @@
 #                    rebuilt when their inputs change.
 #   PVABI_XEN_MIRROR the Debian mirror debootstrap uses (default
 #                    http://deb.debian.org/debian).
+#   PVABI_XEN_ACCEL  QEMU's -accel (default tcg,thread=multi), PVABI_XEN_CPU
+#                    its -cpu (default max), PVABI_XEN_CMDLINE_EXTRA added to
+#                    Xen's command line: for chasing emulation problems.
 
 XEN_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 XEN_CACHE=${PVABI_XEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pvabi-xen}
