@@ -6,12 +6,16 @@
  * one run.
  *
  *   blk_bench [--rounds=R] [--ops=N] [--mib=M] [--depth=D] [--no-persistent]
+ *             [--io=uring|sync]
  *
  * Two workloads over an M MiB image (default 64, written once so that it is
  * in the page cache for both sides, as a disk a guest just used):
  *  - rand4k: N 4 KiB reads at random page-aligned offsets (xorshift, the same
  *    sequence for both sides), D in flight through blkfront (default 32);
  *    pread() does them one after the other;
+ *  - rand4k-fixed: the same through blkfront's fixed buffers (pages granted
+ *    at open and read into in place: blkfront_fixed_buffer), no copy out of
+ *    the pool;
  *  - seq1m:  the whole image in 1 MiB reads, 4 in flight through blkfront.
  * Rounds alternate which side goes first; each figure is the median of its
  * rounds and the ratio is blkfront / pread.  Goal: rand4k >= 0.8.
@@ -19,7 +23,8 @@
  * The backend is a child process (domain 0) running blkback's serving
  * core; the frontend is this process (an unprivileged domain) on a private
  * pvabi-hv.  --no-persistent makes the frontend refuse persistent grants,
- * so that the backend grant-copies every segment.
+ * so that the backend grant-copies every segment.  --io=sync makes the
+ * backend use preadv/pwritev instead of io_uring.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +60,7 @@ struct bench {
     struct blkfront *bf;
     int fd; /* the image, for pread */
     uint8_t *bufs;
+    uint8_t *fixed; /* MAX_DEPTH pages of blkfront's fixed buffers */
 };
 
 static double now_s(void)
@@ -73,6 +79,7 @@ static uint64_t next_rand(uint64_t *s)
 /* ---- the backend domain ----------------------------------------------------- */
 
 static struct blkback *backend_core;
+static int backend_io = BLKBACK_IO_URING;
 
 static void on_term(int sig)
 {
@@ -93,6 +100,7 @@ static void backend_main(void)
         _exit(1);
     }
     blkback_opts_default(&o);
+    o.io = backend_io;
     if ((rc = blkback_create(ctx, &o, &backend_core)) < 0) {
         fprintf(stderr, "blk_bench backend: blkback_create: %s\n", strerror(-rc));
         _exit(1);
@@ -141,8 +149,13 @@ static void connect_device(struct bench *b, int persistent)
     struct blkfront_opts o;
     blkfront_opts_init(&o);
     o.persistent = persistent;
+    o.fixed_pages = MAX_DEPTH;
     if ((rc = blkfront_open(b->ctx, DEVID, &o, &b->bf)) < 0)
         it_fail("blkfront_open: %s", strerror(-rc));
+    size_t len;
+    b->fixed = blkfront_fixed_buffer(b->bf, 0, &len);
+    if (!b->fixed || len < (size_t)MAX_DEPTH * 4096)
+        it_fail("blkfront_fixed_buffer: %zu bytes", len);
 }
 
 static void setup(struct bench *b, int persistent)
@@ -179,8 +192,9 @@ static void teardown(struct bench *b)
 /* ---- the two sides ---------------------------------------------------------- */
 
 /* Keeps @depth reads of @len in flight; @next_off gives each offset. */
-static double through_blkfront(struct bench *b, unsigned ops, size_t len, unsigned depth,
-                               uint64_t (*next_off)(struct bench *, uint64_t *), uint64_t seed)
+static double through_blkfront(struct bench *b, uint8_t *bufs, unsigned ops, size_t len,
+                               unsigned depth, uint64_t (*next_off)(struct bench *, uint64_t *),
+                               uint64_t seed)
 {
     unsigned free_slots[MAX_DEPTH], nfree = depth, sent = 0, done = 0;
     for (unsigned i = 0; i < depth; i++)
@@ -190,7 +204,7 @@ static double through_blkfront(struct bench *b, unsigned ops, size_t len, unsign
         while (sent < ops && nfree > 0) {
             unsigned slot = free_slots[nfree - 1];
             int rc = blkfront_submit(b->bf, BLKFRONT_READ, next_off(b, &seed), len,
-                                     b->bufs + (size_t)slot * len, slot);
+                                     bufs + (size_t)slot * len, slot);
             if (rc < 0)
                 it_fail("blkfront_submit: %s", strerror(-rc));
             nfree--, sent++;
@@ -232,7 +246,7 @@ static uint64_t next_chunk(struct bench *b, uint64_t *seed)
 
 /* ---- rounds ----------------------------------------------------------------- */
 
-enum { RAND_PV, RAND_RAW, SEQ_PV, SEQ_RAW, NFIG };
+enum { RAND_PV, RAND_FIXED, RAND_RAW, SEQ_PV, SEQ_RAW, NFIG };
 
 static void one_round(struct bench *b, unsigned r, double fig[NFIG])
 {
@@ -241,9 +255,13 @@ static void one_round(struct bench *b, unsigned r, double fig[NFIG])
     for (int pass = 0; pass < 2; pass++) {
         int pv = (pass + (int)r) % 2 == 0; /* alternate which side goes first */
         if (pv) {
-            fig[RAND_PV] = b->ops / through_blkfront(b, b->ops, 4096, b->depth, random_page, seed);
-            fig[SEQ_PV] = (double)b->bytes / 1e6 /
-                          through_blkfront(b, seq_ops, SEQ_CHUNK, SEQ_DEPTH, next_chunk, 0);
+            fig[RAND_PV] =
+                b->ops / through_blkfront(b, b->bufs, b->ops, 4096, b->depth, random_page, seed);
+            fig[RAND_FIXED] =
+                b->ops / through_blkfront(b, b->fixed, b->ops, 4096, b->depth, random_page, seed);
+            fig[SEQ_PV] =
+                (double)b->bytes / 1e6 /
+                through_blkfront(b, b->bufs, seq_ops, SEQ_CHUNK, SEQ_DEPTH, next_chunk, 0);
         } else {
             fig[RAND_RAW] = b->ops / through_pread(b, b->ops, 4096, random_page, seed);
             fig[SEQ_RAW] =
@@ -268,6 +286,8 @@ static int report(double (*res)[NFIG], unsigned rounds, unsigned depth)
     printf("%-34s %12s %12s %7s\n", "workload", "blkfront", "pread", "ratio");
     printf("rand4k, %3u in flight (IOPS)       %12.0f %12.0f %7.2f  (goal >= %.1f)\n", depth,
            m[RAND_PV], m[RAND_RAW], m[RAND_PV] / m[RAND_RAW], GOAL);
+    printf("rand4k, %3u in flight, fixed bufs   %12.0f %12.0f %7.2f  (goal >= %.1f)\n", depth,
+           m[RAND_FIXED], m[RAND_RAW], m[RAND_FIXED] / m[RAND_RAW], GOAL);
     printf("seq1m, %u in flight (MB/s)          %12.0f %12.0f %7.2f\n", SEQ_DEPTH, m[SEQ_PV],
            m[SEQ_RAW], m[SEQ_PV] / m[SEQ_RAW]);
     return 0;
@@ -296,9 +316,13 @@ static int run(unsigned rounds, unsigned ops, unsigned mib, unsigned depth, int 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "rounds", required_argument, NULL, 'r' },  { "ops", required_argument, NULL, 'n' },
-        { "mib", required_argument, NULL, 'm' },     { "depth", required_argument, NULL, 'd' },
-        { "no-persistent", no_argument, NULL, 'P' }, { NULL, 0, NULL, 0 },
+        { "rounds", required_argument, NULL, 'r' },
+        { "ops", required_argument, NULL, 'n' },
+        { "mib", required_argument, NULL, 'm' },
+        { "depth", required_argument, NULL, 'd' },
+        { "no-persistent", no_argument, NULL, 'P' },
+        { "io", required_argument, NULL, 'i' },
+        { NULL, 0, NULL, 0 },
     };
     unsigned long rounds = 7, ops = 50000, mib = 64, depth = 32;
     int c, persistent = 1;
@@ -313,9 +337,11 @@ int main(int argc, char **argv)
             depth = strtoul(optarg, NULL, 10);
         else if (c == 'P')
             persistent = 0;
+        else if (c == 'i' && (!strcmp(optarg, "uring") || !strcmp(optarg, "sync")))
+            backend_io = strcmp(optarg, "sync") == 0 ? BLKBACK_IO_SYNC : BLKBACK_IO_URING;
         else
             return fprintf(stderr, "usage: blk_bench [--rounds=R] [--ops=N] [--mib=M] "
-                                   "[--depth=D] [--no-persistent]\n"),
+                                   "[--depth=D] [--no-persistent] [--io=uring|sync]\n"),
                    2;
     }
     if (rounds < 1 || rounds > 100 || ops < 1 || ops > 10000000 || mib < 4 || mib > 4096 ||

@@ -5,7 +5,7 @@ set -eu
 # xenstore-utils are real clients of the embedded store (tests/store).  The Xen
 # suite (tests/xen) adds QEMU, debootstrap and cpio: it boots a real Xen with a
 # Debian dom0 built from Debian's packages.
-pkgs="meson ninja-build gcc g++ clang pkg-config libcmocka-dev libxen-dev clang-format valgrind git
+pkgs="meson ninja-build gcc g++ clang pkg-config libcmocka-dev libxen-dev liburing-dev clang-format valgrind git
       xenstore-utils qemu-system-x86 debootstrap cpio e2fsprogs"
 missing=""
 for p in $pkgs; do

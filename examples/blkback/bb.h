@@ -5,11 +5,13 @@
  *   device.c   one device: image, xenbus handle, features, connect/detach
  *   io.c       a batch of requests: parse, validate, disk I/O, responses
  *   grants.c   reaching granted pages: persistent cache, copy, map
+ *   aio.c      a batch's READ and WRITE runs through io_uring
  */
 #ifndef BLKBACK_BB_H
 #define BLKBACK_BB_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include <pvabi/pvabi.h>
@@ -50,6 +52,17 @@ struct bb_req {
     uint64_t sector, nsect;   /* disk range in 512 B sectors */
     unsigned seg0, nseg;      /* in the batch's segment array */
     unsigned map0, nmap;      /* map mode: in the batch's mapping array */
+};
+
+/* Requests [req0, req1) of a batch: contiguous on disk, one direction. */
+struct bb_run {
+    unsigned req0, req1;
+    int write;
+    unsigned iov0; /* its iovecs: iov[iov0 .. iov0 + niov) */
+    int niov;
+    off_t off;
+    size_t len;
+    int done; /* bb_run_finish() saw it */
 };
 
 /* A persistently mapped page, by gref (open addressing, never deleted but all at once). */
@@ -93,6 +106,9 @@ struct bb_dev {
     unsigned nmaps;
     struct pvabi_grant_copy_seg *copies;
     struct iovec *iov;
+    struct bb_run runs[BB_BATCH_REQS];
+    unsigned nruns, iov_used;
+    struct bb_aio *aio; /* NULL: preadv / pwritev */
     /* persistent grants */
     struct bb_pgrant *pg;
     unsigned pg_cap, pg_count;
@@ -138,6 +154,19 @@ void bb_dev_restart(struct bb_dev *d, const char *why);
 
 /* io.c: serves one batch; 1 if requests were answered, 0 none waiting, -EPROTO broken. */
 int bb_io_batch(struct bb_dev *d);
+/* Run @n of the batch is over: @err (negative errno) or @done bytes moved;
+ * a short transfer is finished synchronously, a failure answers ERROR. */
+void bb_run_finish(struct bb_dev *d, unsigned n, int err, size_t done);
+/* Run @n with preadv / pwritev, then bb_run_finish(). */
+void bb_run_sync(struct bb_dev *d, unsigned n);
+
+/* aio.c.  Without io_uring, queue() says 0 and the others do nothing. */
+int bb_aio_init(struct bb_dev *d);
+void bb_aio_free(struct bb_dev *d);
+/* 1 if run @n was queued (its bb_run_finish() comes from bb_aio_wait()). */
+int bb_aio_queue(struct bb_dev *d, unsigned n);
+/* Submits the queue and waits for all of it. */
+void bb_aio_wait(struct bb_dev *d);
 
 /* grants.c */
 int bb_grants_init(struct bb_dev *d);

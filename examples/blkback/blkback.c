@@ -222,6 +222,8 @@ static int check_opts(const struct blkback_opts *o)
         return -EINVAL;
     if (o->grants != BLKBACK_GRANTS_COPY && o->grants != BLKBACK_GRANTS_MAP)
         return -EINVAL;
+    if (o->io != BLKBACK_IO_URING && o->io != BLKBACK_IO_SYNC)
+        return -EINVAL;
     if (o->type && (!o->type[0] || strlen(o->type) >= 32 || strchr(o->type, '/')))
         return -EINVAL;
     return 0;

@@ -36,6 +36,13 @@ enum blkback_grants {
     BLKBACK_GRANTS_MAP = 1,  /* pvabi_grant_map / _unmap around each request */
 };
 
+/* How the image is read and written. */
+enum blkback_io {
+    BLKBACK_IO_URING = 0, /* a batch's reads and writes in one io_uring submission: the default
+                             (measured faster); preadv/pwritev where io_uring is unavailable */
+    BLKBACK_IO_SYNC = 1,  /* preadv / pwritev, one call per run of requests */
+};
+
 /* Defaults of struct blkback_opts. */
 #define BLKBACK_DEFAULT_RING_ORDER   4u
 #define BLKBACK_DEFAULT_MAX_INDIRECT 256u
@@ -59,6 +66,7 @@ struct blkback_opts {
     int persistent;          /* advertise feature-persistent=1 */
     unsigned max_persistent; /* per device, <= BLKBACK_MAX_PERSISTENT; 0: the default */
     int grants;              /* enum blkback_grants */
+    int io;                  /* enum blkback_io */
     /* Before sleeping, poll the rings of connected devices for up to this
      * many microseconds, but only while requests were served in the last
      * 500 microseconds (an idle backend sleeps at once); 0: never poll.

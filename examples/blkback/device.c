@@ -31,7 +31,7 @@ struct bb_dev *bb_dev_new(struct blkback *b, pvabi_domid fe, unsigned devid)
     d->fd = -1;
     snprintf(d->name, sizeof(d->name), "%s %u/%u", b->type, fe, devid);
     snprintf(d->path, sizeof(d->path), "%s/%u/%u", b->base, fe, devid);
-    if (bb_grants_init(d) < 0) {
+    if (bb_grants_init(d) < 0 || bb_aio_init(d) < 0) {
         bb_grants_free(d);
         free(d);
         return NULL;
@@ -58,6 +58,7 @@ void bb_dev_free(struct bb_dev *d)
     pvabi_xenbus_back_close(d->xb);
     if (d->fd >= 0)
         close(d->fd);
+    bb_aio_free(d);
     bb_grants_free(d);
     free(d);
 }

@@ -249,54 +249,104 @@ static int rw_all(int fd, int write, struct iovec *iov, int niov, off_t off)
     return 0;
 }
 
-/* Requests [i, j) are one contiguous run of READs or WRITEs. */
-static void run_rw(struct bb_dev *d, unsigned i, unsigned j)
+/* Records requests [i, j), one contiguous run of READs or WRITEs, with
+ * its own part of the batch's iovec; the run's index. */
+static unsigned add_run(struct bb_dev *d, unsigned i, unsigned j)
 {
-    /* Barriers and flushes carrying data write it too. */
-    int niov = 0, write = d->reqs[i].op != PVBLK_OP_READ;
-    size_t len = 0;
+    struct bb_run *run = &d->runs[d->nruns];
 
+    /* Barriers and flushes carrying data write it too. */
+    *run = (struct bb_run){ .req0 = i,
+                            .req1 = j,
+                            .write = d->reqs[i].op != PVBLK_OP_READ,
+                            .iov0 = d->iov_used,
+                            .off = (off_t)(d->reqs[i].sector * SECT) };
     for (unsigned k = i; k < j; k++) {
         const struct bb_req *r = &d->reqs[k];
         for (unsigned s = 0; s < r->nseg; s++) {
             const struct bb_seg *sg = &d->segs[r->seg0 + s];
-            d->iov[niov++] = (struct iovec){ sg->addr, sg->len };
-            len += sg->len;
+            d->iov[run->iov0 + run->niov++] = (struct iovec){ sg->addr, sg->len };
+            run->len += sg->len;
         }
     }
-    int rc = rw_all(d->fd, write, d->iov, niov, (off_t)(d->reqs[i].sector * SECT));
-    for (unsigned k = i; k < j; k++)
-        if (rc < 0)
-            d->reqs[k].status = PVBLK_RSP_ERROR;
-    if (rc == 0 && write)
-        d->st.bytes_written += len;
-    else if (rc == 0)
-        d->st.bytes_read += len;
+    d->iov_used += run->niov;
+    return d->nruns++;
 }
 
-/* A barrier or flush: its data (if any) written, then fdatasync. */
+void bb_run_finish(struct bb_dev *d, unsigned n, int err, size_t done)
+{
+    struct bb_run *run = &d->runs[n];
+
+    if (err == 0 && done < run->len) {
+        /* A short transfer: the rest synchronously, from where it stopped. */
+        struct iovec *iov = &d->iov[run->iov0];
+        int niov = run->niov;
+        size_t skip = done;
+        while (niov > 0 && skip >= iov->iov_len) {
+            skip -= iov->iov_len;
+            iov++, niov--;
+        }
+        iov->iov_base = (uint8_t *)iov->iov_base + skip;
+        iov->iov_len -= skip;
+        err = rw_all(d->fd, run->write, iov, niov, run->off + (off_t)done);
+    }
+    run->done = 1;
+    for (unsigned k = run->req0; k < run->req1; k++)
+        if (err < 0)
+            d->reqs[k].status = PVBLK_RSP_ERROR;
+    if (err == 0 && run->write)
+        d->st.bytes_written += run->len;
+    else if (err == 0)
+        d->st.bytes_read += run->len;
+}
+
+void bb_run_sync(struct bb_dev *d, unsigned n)
+{
+    const struct bb_run *run = &d->runs[n];
+
+    bb_run_finish(d, n, rw_all(d->fd, run->write, &d->iov[run->iov0], run->niov, run->off),
+                  run->len);
+}
+
+/* Requests [i, j) to io_uring's queue, or done now. */
+static void run_rw(struct bb_dev *d, unsigned i, unsigned j)
+{
+    unsigned n = add_run(d, i, j);
+
+    if (!bb_aio_queue(d, n))
+        bb_run_sync(d, n);
+}
+
+/* A barrier or flush: its data (if any) written, then fdatasync, after
+ * everything before it in the batch completed. */
 static void run_sync(struct bb_dev *d, unsigned i)
 {
     struct bb_req *r = &d->reqs[i];
 
     if (r->nseg)
         run_rw(d, i, i + 1);
+    bb_aio_wait(d);
     if (r->status == PVBLK_RSP_OKAY && fdatasync(d->fd) < 0)
         r->status = PVBLK_RSP_ERROR;
 }
 
+/* After everything before it in the batch: a read queued earlier must not
+ * see the hole, nor a write queued earlier fill it again. */
 static void run_discard(struct bb_dev *d, struct bb_req *r)
 {
     if (r->nsect == 0)
         return;
+    bb_aio_wait(d);
     if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(r->sector * SECT),
                   (off_t)(r->nsect * SECT)) < 0)
         r->status = errno == EOPNOTSUPP ? PVBLK_RSP_EOPNOTSUPP : PVBLK_RSP_ERROR;
 }
 
-/* Disk I/O of the batch, in ring order. */
+/* Disk I/O of the batch, in ring order; READ and WRITE runs between two
+ * flushes, barriers or discards may go to the disk together. */
 static void run_disk(struct bb_dev *d, unsigned nreq)
 {
+    d->nruns = d->iov_used = 0;
     for (unsigned i = 0; i < nreq;) {
         struct bb_req *r = &d->reqs[i];
         unsigned j = i + 1;
@@ -315,6 +365,7 @@ static void run_disk(struct bb_dev *d, unsigned nreq)
         }
         i = j;
     }
+    bb_aio_wait(d);
 }
 
 /* ---- responses ---------------------------------------------------------- */

@@ -30,14 +30,16 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: blkback [--platform SPEC] [--type TYPE] [--max-ring-order N (0..4)]\n"
-               "               [--max-indirect N (0..4096, 0 = none)] [--no-persistent]\n"
-               "               [--grants copy|map] [--spin-us N (0..1000, default 50)]\n"
-               "               [--verbose|-v] [--once] [--help]\n"
-               "Serves every device under /local/domain/<own domid>/backend/TYPE/*/*\n"
-               "(default TYPE vbd) from the image file in its `params` node.\n"
-               "SIGTERM/SIGINT: exit (no close handshake: a restarted blkback re-attaches);\n"
-               "SIGUSR1: print per-device counters.  Exit 0 clean, 1 error, 2 usage.\n");
+    fprintf(
+        f,
+        "usage: blkback [--platform SPEC] [--type TYPE] [--max-ring-order N (0..4)]\n"
+        "               [--max-indirect N (0..4096, 0 = none)] [--no-persistent]\n"
+        "               [--grants copy|map] [--io uring|sync] [--spin-us N (0..1000, default 50)]\n"
+        "               [--verbose|-v] [--once] [--help]\n"
+        "Serves every device under /local/domain/<own domid>/backend/TYPE/*/*\n"
+        "(default TYPE vbd) from the image file in its `params` node.\n"
+        "SIGTERM/SIGINT: exit (no close handshake: a restarted blkback re-attaches);\n"
+        "SIGUSR1: print per-device counters.  Exit 0 clean, 1 error, 2 usage.\n");
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)
@@ -66,6 +68,7 @@ enum {
     OPT_INDIRECT,
     OPT_NOPERS,
     OPT_GRANTS,
+    OPT_IO,
     OPT_SPIN,
     OPT_ONCE
 };
@@ -91,6 +94,11 @@ static int parse_one(struct cli *c, int opt, const char *arg)
             return -1;
         c->o.grants = strcmp(arg, "map") == 0 ? BLKBACK_GRANTS_MAP : BLKBACK_GRANTS_COPY;
         return 0;
+    case OPT_IO:
+        if (strcmp(arg, "uring") && strcmp(arg, "sync"))
+            return -1;
+        c->o.io = strcmp(arg, "sync") == 0 ? BLKBACK_IO_SYNC : BLKBACK_IO_URING;
+        return 0;
     case OPT_SPIN:
         return parse_uint(arg, BLKBACK_MAX_SPIN_US, &c->o.spin_us);
     case 'v':
@@ -114,6 +122,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
         { "max-indirect", required_argument, NULL, OPT_INDIRECT },
         { "no-persistent", no_argument, NULL, OPT_NOPERS },
         { "grants", required_argument, NULL, OPT_GRANTS },
+        { "io", required_argument, NULL, OPT_IO },
         { "spin-us", required_argument, NULL, OPT_SPIN },
         { "verbose", no_argument, NULL, 'v' },
         { "once", no_argument, NULL, OPT_ONCE },

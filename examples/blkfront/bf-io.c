@@ -23,12 +23,39 @@ struct bf_plan {
     unsigned reqs, pages, ind;
 };
 
-static void plan_rw(const struct blkfront *bf, size_t len, struct bf_plan *p)
+/* The fixed page at @addr, or -1: not page-aligned, or not in a chunk. */
+static int fixed_page(const struct blkfront *bf, const uint8_t *addr)
+{
+    if ((uintptr_t)addr % PVABI_PAGE_SIZE)
+        return -1;
+    for (unsigned c = 0; c < bf->fixed.nshares; c++) {
+        unsigned first = c * BLKFRONT_FIXED_CHUNK_PAGES;
+        const uint8_t *base = bf->fixed.addr[first];
+        if (addr >= base) {
+            size_t page = (size_t)(addr - base) / PVABI_PAGE_SIZE;
+            if (page < BLKFRONT_FIXED_CHUNK_PAGES && first + page < bf->fixed.count)
+                return (int)(first + page);
+        }
+    }
+    return -1;
+}
+
+/* Pool pages an operation on @buf takes: those not used in place. */
+static unsigned pool_pages_needed(const struct blkfront *bf, const uint8_t *buf, size_t len)
+{
+    unsigned n = 0;
+
+    for (size_t off = 0; off < len; off += PVABI_PAGE_SIZE)
+        n += !bf->fixed.count || fixed_page(bf, buf + off) < 0;
+    return n;
+}
+
+static void plan_rw(const struct blkfront *bf, size_t len, const uint8_t *buf, struct bf_plan *p)
 {
     size_t left = (len + PVABI_PAGE_SIZE - 1) / PVABI_PAGE_SIZE;
 
     p->reqs = p->ind = 0;
-    p->pages = (unsigned)left;
+    p->pages = pool_pages_needed(bf, buf, len);
     while (left > 0) {
         size_t n = left < bf->info.max_segments ? left : bf->info.max_segments;
         p->reqs++;
@@ -84,27 +111,39 @@ static struct bf_req *pop_req(struct blkfront *bf, unsigned op, uint64_t *id)
 
 /* ---- building requests ---------------------------------------------------- */
 
-/* Takes the request's pool pages, fills them for a write, describes them. */
-static void fill_segments(struct blkfront *bf, struct bf_req *r, const uint8_t *src,
-                          struct pvblk_segment *seg)
+/* The grant of segment @s of @r: a fixed page of the caller's buffer in
+ * place, or a pool page (filled for a write). */
+static pvabi_gref segment_page(struct blkfront *bf, struct bf_req *r, uint32_t s, size_t n)
+{
+    uint8_t *user = bf->ops[r->op].buf + r->buf_off + (size_t)s * PVABI_PAGE_SIZE;
+    int fx = bf->fixed.count ? fixed_page(bf, user) : -1;
+
+    if (fx >= 0) {
+        r->pages[s] = BF_FIXED | (uint32_t)fx;
+        return bf->fixed.gref[fx];
+    }
+    uint32_t pg = bf->data.free[--bf->data.nfree];
+    r->pages[s] = pg;
+    if (r->data_op == PVBLK_OP_WRITE)
+        memcpy(bf->data.addr[pg], user, n);
+    return bf->data.gref[pg];
+}
+
+/* Takes the request's pages and describes them. */
+static void fill_segments(struct blkfront *bf, struct bf_req *r, struct pvblk_segment *seg)
 {
     size_t left = r->len;
 
     for (uint32_t s = 0; s < r->nsegs; s++) {
-        uint32_t pg = bf->data.free[--bf->data.nfree];
         size_t n = left < PVABI_PAGE_SIZE ? left : PVABI_PAGE_SIZE;
-        r->pages[s] = pg;
-        if (src)
-            memcpy(bf->data.addr[pg], src + (size_t)s * PVABI_PAGE_SIZE, n);
-        seg[s] = (struct pvblk_segment){ .gref = bf->data.gref[pg],
+        seg[s] = (struct pvblk_segment){ .gref = segment_page(bf, r, s, n),
                                          .first_sect = 0,
                                          .last_sect = (uint8_t)(n / PVBLK_SECTOR_SIZE - 1) };
         left -= n;
     }
 }
 
-static void put_direct(struct blkfront *bf, struct bf_req *r, uint64_t id, uint64_t sector,
-                       const uint8_t *src)
+static void put_direct(struct blkfront *bf, struct bf_req *r, uint64_t id, uint64_t sector)
 {
     struct pvblk_request q = { .operation = r->data_op,
                                .nr_segments = (uint8_t)r->nsegs,
@@ -112,15 +151,14 @@ static void put_direct(struct blkfront *bf, struct bf_req *r, uint64_t id, uint6
                                .id = id,
                                .sector_number = sector };
 
-    fill_segments(bf, r, src, q.seg);
+    fill_segments(bf, r, q.seg);
     r->wire_op = r->data_op;
     /* Built privately and copied in whole: the backend may be reading the
      * ring already, and sees the slot only after publish's release. */
     memcpy(pvblk_front_next_req(&bf->ring), &q, sizeof(q));
 }
 
-static void put_indirect(struct blkfront *bf, struct bf_req *r, uint64_t id, uint64_t sector,
-                         const uint8_t *src)
+static void put_indirect(struct blkfront *bf, struct bf_req *r, uint64_t id, uint64_t sector)
 {
     uint32_t ip = bf->ind.free[--bf->ind.nfree];
     struct pvblk_request_indirect q = { .operation = PVBLK_OP_INDIRECT,
@@ -132,7 +170,7 @@ static void put_indirect(struct blkfront *bf, struct bf_req *r, uint64_t id, uin
     union pvblk_slot slot;
 
     r->ind_page = (int)ip;
-    fill_segments(bf, r, src, (struct pvblk_segment *)(void *)bf->ind.addr[ip]);
+    fill_segments(bf, r, (struct pvblk_segment *)(void *)bf->ind.addr[ip]);
     q.indirect_grefs[0] = bf->ind.gref[ip];
     r->wire_op = PVBLK_OP_INDIRECT;
     memset(&slot, 0, sizeof(slot));
@@ -151,16 +189,15 @@ static void build_rw(struct blkfront *bf, unsigned opi, uint64_t offset)
         size_t n = op->len - done < max ? op->len - done : max;
         uint64_t id;
         struct bf_req *r = pop_req(bf, opi, &id);
-        const uint8_t *src = op->kind == BLKFRONT_WRITE ? op->buf + done : NULL;
         r->data_op = op->kind == BLKFRONT_WRITE ? PVBLK_OP_WRITE : PVBLK_OP_READ;
         r->buf_off = done;
         r->len = n;
         r->nsegs = (uint32_t)((n + PVABI_PAGE_SIZE - 1) / PVABI_PAGE_SIZE);
         uint64_t sector = (offset + done) >> PVBLK_SECTOR_SHIFT;
         if (r->nsegs > BF_DIRECT_SEGS)
-            put_indirect(bf, r, id, sector, src);
+            put_indirect(bf, r, id, sector);
         else
-            put_direct(bf, r, id, sector, src);
+            put_direct(bf, r, id, sector);
         done += n;
     }
 }
@@ -244,7 +281,7 @@ int bf_submit(struct blkfront *bf, int kind, uint64_t offset, size_t len, void *
     if (rc < 0)
         return rc;
     if (kind == BLKFRONT_READ || kind == BLKFRONT_WRITE)
-        plan_rw(bf, len, &p);
+        plan_rw(bf, len, buf, &p);
     rc = plan_fits(bf, &p);
     if (rc < 0)
         return rc;
@@ -299,6 +336,8 @@ static void finish_req(struct blkfront *bf, unsigned slot, int status)
 
     for (uint32_t s = 0; s < r->nsegs; s++) {
         uint32_t pg = r->pages[s];
+        if (pg & BF_FIXED)
+            continue; /* the data is in place already */
         if (status == 0 && r->data_op == PVBLK_OP_READ) {
             size_t off = (size_t)s * PVABI_PAGE_SIZE;
             size_t n = r->len - off < PVABI_PAGE_SIZE ? r->len - off : PVABI_PAGE_SIZE;

@@ -24,6 +24,9 @@
 /* How long blkfront polls the ring for responses before it sleeps (ns). */
 #define BF_SPIN_NS 50000L
 
+/* In bf_req.pages: a page of the fixed buffers, used in place. */
+#define BF_FIXED 0x80000000u
+
 /* A stack of free page indices into a set of granted pages. */
 struct bf_pages {
     pvabi_grant **shares; /* each at most PVABI_GRANT_BATCH_MAX pages */
@@ -43,7 +46,7 @@ struct bf_req {
     uint8_t data_op; /* READ / WRITE / FLUSH / DISCARD op of the wire */
     uint16_t op;     /* index of the user operation */
     uint32_t nsegs;
-    uint32_t *pages; /* [max_segments] pool page indices */
+    uint32_t *pages; /* [max_segments] pool page indices, or BF_FIXED | fixed page index */
     int ind_page;    /* indirect page index, -1 if none */
     size_t buf_off;  /* where its data is in the operation's buffer */
     size_t len;      /* bytes of data */
@@ -72,8 +75,9 @@ struct blkfront {
     struct pvblk_front ring;
     pvabi_port port;
     struct bf_pages data;
-    struct bf_pages ind; /* indirect pages; count 0 without indirect */
-    struct bf_req *reqs; /* [info.ring_slots] */
+    struct bf_pages ind;   /* indirect pages; count 0 without indirect */
+    struct bf_pages fixed; /* blkfront_fixed_buffer(); count 0 without */
+    struct bf_req *reqs;   /* [info.ring_slots] */
     uint32_t *free_reqs;
     unsigned nfree_reqs;
     struct bf_op *ops; /* [info.ring_slots] */

@@ -266,7 +266,7 @@ static void negotiate_features(struct blkfront *bf, unsigned max_ind, int persis
     struct blkfront_info *in = &bf->info;
     unsigned ind = min_u(min_u(bf->opts.max_indirect, max_ind), BF_MAX_INDIRECT);
 
-    ind = min_u(ind, bf->opts.pool_pages);
+    ind = min_u(ind, bf->opts.pool_pages + bf->opts.fixed_pages);
     in->indirect = ind > BF_DIRECT_SEGS;
     in->max_segments = in->indirect ? ind : BF_DIRECT_SEGS;
     in->persistent = bf->opts.persistent && persist;
@@ -295,8 +295,11 @@ static int setup_pool(struct blkfront *bf)
 {
     int rc = bf_pages_alloc(bf, &bf->data, bf->opts.pool_pages);
 
+    if (rc == 0)
+        rc = bf_pages_alloc(bf, &bf->fixed, bf->opts.fixed_pages);
     if (rc == -ENOMEM)
-        bf_log(bf, PVABI_LOG_ERR, "out of memory for %u pool pages", bf->opts.pool_pages);
+        bf_log(bf, PVABI_LOG_ERR, "out of memory for %u pool pages and %u fixed pages",
+               bf->opts.pool_pages, bf->opts.fixed_pages);
     return rc;
 }
 
@@ -306,10 +309,11 @@ static int setup_pool(struct blkfront *bf)
 static int setup_tables(struct blkfront *bf)
 {
     /* Indirect requests carry more than 11 pages each (shorter ones go
-     * direct), so the pool never has more than this many in flight. */
-    unsigned nind = bf->info.indirect
-                        ? min_u(bf->info.ring_slots, bf->opts.pool_pages / (BF_DIRECT_SEGS + 1) + 1)
-                        : 0;
+     * direct), so the pool and the fixed pages never have more than this
+     * many in flight. */
+    unsigned pages = bf->opts.pool_pages + bf->opts.fixed_pages;
+    unsigned nind =
+        bf->info.indirect ? min_u(bf->info.ring_slots, pages / (BF_DIRECT_SEGS + 1) + 1) : 0;
     int rc = bf_tables_alloc(bf);
 
     if (rc == 0)
@@ -338,7 +342,7 @@ static int bus_connect(struct blkfront *bf, int64_t deadline)
 static int check_opts(const struct blkfront_opts *o)
 {
     if (o->ring_order > PVABI_RING_MAX_ORDER || o->pool_pages < 16 || o->pool_pages > 8000 ||
-        o->timeout_ms < 0)
+        o->fixed_pages > 8000 || o->timeout_ms < 0)
         return -EINVAL;
     return 0;
 }
@@ -396,6 +400,7 @@ static void release(struct blkfront *bf)
 {
     bf_pages_free(bf, &bf->data);
     bf_pages_free(bf, &bf->ind);
+    bf_pages_free(bf, &bf->fixed);
     if (bf->ring_grant && pvabi_grant_revoke(bf->ring_grant) == -EBUSY)
         bf_log(bf, PVABI_LOG_WARN, "the ring is still mapped by the backend: left granted");
     if (bf->port)
@@ -503,4 +508,15 @@ unsigned blkfront_inflight(const struct blkfront *bf)
 void blkfront_stats(const struct blkfront *bf, struct blkfront_stats *out)
 {
     *out = bf->stats;
+}
+
+void *blkfront_fixed_buffer(struct blkfront *bf, unsigned i, size_t *len)
+{
+    *len = 0;
+    if (!bf || i >= bf->fixed.nshares)
+        return NULL;
+    unsigned first = i * BLKFRONT_FIXED_CHUNK_PAGES, left = bf->fixed.count - first;
+    *len = (size_t)(left < BLKFRONT_FIXED_CHUNK_PAGES ? left : BLKFRONT_FIXED_CHUNK_PAGES) *
+           PVABI_PAGE_SIZE;
+    return bf->fixed.addr[first];
 }

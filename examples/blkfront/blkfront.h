@@ -59,6 +59,7 @@ struct blkfront_opts {
     int timeout_ms;        /* handshake timeout of open and close, and the longest a
                               synchronous helper waits without progress; default 10000 */
     int verbose;           /* 0 (default): only errors on stderr; 1: also connection events */
+    unsigned fixed_pages;  /* granted pages for blkfront_fixed_buffer(), 0..8000; default 0 */
 };
 
 /** blkfront_opts_init() - fill @o with the defaults. */
@@ -176,6 +177,19 @@ enum {
  */
 int blkfront_submit(struct blkfront *bf, int op, uint64_t offset, size_t len, void *buf,
                     uint64_t tag);
+
+/**
+ * blkfront_fixed_buffer() - chunk @i of the fixed buffers: opts.fixed_pages
+ * granted pages, in chunks of BLKFRONT_FIXED_CHUNK_PAGES contiguous pages
+ * (the last may be shorter); *@len is the chunk's size in bytes.  A READ
+ * or WRITE whose buffer is page-aligned inside these chunks uses its pages
+ * in place: no copy (a READ's data lands there, a WRITE's bytes are sent
+ * from there, so they must not change until the completion).  Like
+ * io_uring's registered buffers.  Any other buffer goes through the pool.
+ * Returns NULL (and *@len 0) past the last chunk.
+ */
+#define BLKFRONT_FIXED_CHUNK_PAGES 128u
+void *blkfront_fixed_buffer(struct blkfront *bf, unsigned i, size_t *len);
 
 /** One finished operation. */
 struct blkfront_done {

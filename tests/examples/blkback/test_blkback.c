@@ -375,6 +375,119 @@ static void test_blkback_discard_zeroes_range_only(void **state)
     free(after);
 }
 
+/* Puts @n requests on the ring with one notification: one batch. */
+static void push_batch(struct tf *f, const struct pvblk_request *reqs, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        *pvblk_front_next_req(&f->fr) = reqs[i];
+    if (pvblk_front_publish(&f->fr) == 1)
+        pvabi_evtchn_notify(f->ctx, f->port);
+}
+
+/*
+ * One batch: WRITE 0..8, DISCARD 0..8, READ 0..8; WRITE 16..24, FLUSH,
+ * READ 16..24.  blkif orders nothing between requests in flight together
+ * except around flushes and barriers, and blkback also completes what came
+ * before a DISCARD first: the discard must not be undone by the write
+ * queued before it (with io_uring both writes and the reads go in one
+ * submission), and the reads after them see their results.
+ */
+static void batch_ordered_around_discard_and_flush(const char *io)
+{
+    struct pvblk_request reqs[6];
+    struct pvblk_request_discard *dr = (struct pvblk_request_discard *)(void *)&reqs[1];
+    struct pvblk_response rsp;
+    uint8_t file[4096];
+
+    start_back((const char *[]){ "--io", io, NULL });
+    struct tf *f = start_dev(0, 51712, "w", 2, 0);
+    fill_page(f, 0, 31);
+    fill_page(f, 1, 32);
+    memset(tf_page(f, 2), 0xEE, 4096);
+    memset(tf_page(f, 3), 0xEE, 4096);
+    tf_build(f, &reqs[0], PVBLK_OP_WRITE, 0, &(struct tf_seg){ 0, 0, 7 }, 1, 0);
+    memset(&reqs[1], 0, sizeof(reqs[1]));
+    dr->operation = PVBLK_OP_DISCARD;
+    dr->id = 1;
+    dr->sector_number = 0;
+    dr->nr_sectors = 8;
+    tf_build(f, &reqs[2], PVBLK_OP_READ, 0, &(struct tf_seg){ 2, 0, 7 }, 1, 2);
+    tf_build(f, &reqs[3], PVBLK_OP_WRITE, 16, &(struct tf_seg){ 1, 0, 7 }, 1, 3);
+    tf_build(f, &reqs[4], PVBLK_OP_FLUSH_DISKCACHE, 0, NULL, 0, 4);
+    tf_build(f, &reqs[5], PVBLK_OP_READ, 16, &(struct tf_seg){ 3, 0, 7 }, 1, 5);
+    push_batch(f, reqs, 6);
+    for (uint64_t id = 0; id < 6; id++) {
+        assert_int_equal(tf_pop(f, &rsp, TF_TIMEOUT_MS), 0);
+        assert_int_equal(rsp.id, id);
+        assert_int_equal(rsp.status, PVBLK_RSP_OKAY);
+    }
+    for (size_t i = 0; i < 4096; i++)
+        assert_int_equal(tf_page(f, 2)[i], 0);
+    assert_memory_equal(tf_page(f, 3), tf_page(f, 1), 4096);
+    file_read(0, 0, file, 4096);
+    for (size_t i = 0; i < 4096; i++)
+        assert_int_equal(file[i], 0);
+    file_read(0, 16 * 512, file, 4096);
+    assert_memory_equal(file, tf_page(f, 1), 4096);
+}
+
+static void check_serves(struct tf *f, int img, uint64_t id);
+
+/* The image shrinks under a connected device (someone truncates it): a
+ * read across or past the new end is short, and answered ERROR, in one
+ * batch with a read before the end that still succeeds. */
+static void image_shrunk(const char *io)
+{
+    struct pvblk_request reqs[3];
+    struct pvblk_response rsp;
+    const int16_t want[3] = { PVBLK_RSP_OKAY, PVBLK_RSP_ERROR, PVBLK_RSP_ERROR };
+
+    start_back((const char *[]){ "--io", io, NULL });
+    struct tf *f = start_dev(0, 51712, "w", 0, 0);
+    assert_int_equal(truncate(T.img[0], 64 * 512 + 1024), 0);
+    tf_build(f, &reqs[0], PVBLK_OP_READ, 0, &(struct tf_seg){ 0, 0, 7 }, 1, 0);
+    tf_build(f, &reqs[1], PVBLK_OP_READ, 64, &(struct tf_seg){ 1, 0, 7 }, 1, 1);
+    tf_build(f, &reqs[2], PVBLK_OP_READ, 200, &(struct tf_seg){ 2, 0, 7 }, 1, 2);
+    push_batch(f, reqs, 3);
+    for (uint64_t id = 0; id < 3; id++) {
+        assert_int_equal(tf_pop(f, &rsp, TF_TIMEOUT_MS), 0);
+        assert_int_equal(rsp.id, id);
+        assert_int_equal(rsp.status, want[id]);
+    }
+    check_serves(f, 0, 5);
+}
+
+static void test_blkback_image_shrunk_io_uring(void **state)
+{
+    (void)state;
+    image_shrunk("uring");
+}
+
+static void test_blkback_image_shrunk_io_sync(void **state)
+{
+    (void)state;
+    image_shrunk("sync");
+}
+
+static void test_blkback_batch_ordered_io_uring(void **state)
+{
+    (void)state;
+    batch_ordered_around_discard_and_flush("uring");
+}
+
+static void test_blkback_batch_ordered_io_sync(void **state)
+{
+    (void)state;
+    batch_ordered_around_discard_and_flush("sync");
+}
+
+static void test_blkback_roundtrip_io_sync(void **state)
+{
+    (void)state;
+    start_back((const char *[]){ "--io", "sync", NULL });
+    roundtrip(start_dev(0, 51712, "w", 2, 1), 0);
+}
+
 static void test_blkback_readonly_refuses_writes(void **state)
 {
     struct tf_seg seg = { 0, 0, 7 };
@@ -564,6 +677,12 @@ static void test_blkback_hostile_requests_persistent(void **state)
 {
     (void)state;
     hostile(NULL, 1);
+}
+
+static void test_blkback_hostile_requests_io_sync(void **state)
+{
+    (void)state;
+    hostile((const char *[]){ "--io", "sync", NULL }, 1);
 }
 
 /* A second device of another frontend: keeps answering while @f misbehaves. */
@@ -1053,10 +1172,16 @@ int main(void)
         BB_TEST(test_blkback_flush_and_barrier),
         BB_TEST(test_blkback_empty_flush_any_sector),
         BB_TEST(test_blkback_discard_zeroes_range_only),
+        BB_TEST(test_blkback_batch_ordered_io_uring),
+        BB_TEST(test_blkback_image_shrunk_io_uring),
+        BB_TEST(test_blkback_image_shrunk_io_sync),
+        BB_TEST(test_blkback_batch_ordered_io_sync),
+        BB_TEST(test_blkback_roundtrip_io_sync),
         BB_TEST(test_blkback_readonly_refuses_writes),
         BB_TEST(test_blkback_hostile_requests_copy),
         BB_TEST(test_blkback_hostile_requests_map),
         BB_TEST(test_blkback_hostile_requests_persistent),
+        BB_TEST(test_blkback_hostile_requests_io_sync),
         BB_TEST(test_blkback_broken_ring_disconnects_that_device_only),
         BB_TEST(test_blkback_two_devices_concurrently),
         BB_TEST(test_blkback_device_removed_while_running),
