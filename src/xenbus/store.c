@@ -360,7 +360,9 @@ PVABI_EXPORT int pvabi_store_printf(pvabi_ctx *ctx, pvabi_store_txn txn, const c
     return pvabi_store_write(ctx, txn, path, buf);
 }
 
-PVABI_EXPORT int pvabi_store_mkdir(pvabi_ctx *ctx, pvabi_store_txn txn, const char *path)
+/* A request on one path that answers nothing but success (mkdir, rm). */
+static int path_op(pvabi_ctx *ctx, pvabi_store_txn txn, const char *path,
+                   bool (*op)(struct xs_handle *, xs_transaction_t, const char *), const char *what)
 {
     int keep KEEP_ERRNO;
     struct pvabi__store *st;
@@ -370,24 +372,19 @@ PVABI_EXPORT int pvabi_store_mkdir(pvabi_ctx *ctx, pvabi_store_txn txn, const ch
         return -EINVAL;
     if ((rc = store_get(ctx, &st)) < 0)
         return rc;
-    if (!xs_mkdir(st->xsh, txn, path))
-        return fail(ctx, xs_errno(), "mkdir", path);
+    if (!op(st->xsh, txn, path))
+        return fail(ctx, xs_errno(), what, path);
     return 0;
+}
+
+PVABI_EXPORT int pvabi_store_mkdir(pvabi_ctx *ctx, pvabi_store_txn txn, const char *path)
+{
+    return path_op(ctx, txn, path, xs_mkdir, "mkdir");
 }
 
 PVABI_EXPORT int pvabi_store_rm(pvabi_ctx *ctx, pvabi_store_txn txn, const char *path)
 {
-    int keep KEEP_ERRNO;
-    struct pvabi__store *st;
-    int rc;
-
-    if (!path)
-        return -EINVAL;
-    if ((rc = store_get(ctx, &st)) < 0)
-        return rc;
-    if (!xs_rm(st->xsh, txn, path))
-        return fail(ctx, xs_errno(), "rm", path);
-    return 0;
+    return path_op(ctx, txn, path, xs_rm, "rm");
 }
 
 PVABI_EXPORT int pvabi_store_list(pvabi_ctx *ctx, pvabi_store_txn txn, const char *path,
